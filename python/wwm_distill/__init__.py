@@ -1,0 +1,11 @@
+"""wwm-distill: knowledge distillation of Chinese BERT/RoBERTa-wwm models.
+
+The slow parts (segmentation, tokenization, whole-word masking, shard I/O) run in the Rust
+core ``wwm_distill._core``; this package is the thin Python layer over it.
+"""
+
+from wwm_distill._core import TextPipeline, WwmDistillError
+from wwm_distill._core import __version__ as __version__
+from wwm_distill.data import Examples, merge, prepare
+
+__all__ = ["Examples", "TextPipeline", "WwmDistillError", "merge", "prepare"]

@@ -1,0 +1,629 @@
+//! Corpus input: file expansion, decompression, documents from text and JSON lines.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocSep {
+    /// One document per line.
+    Line,
+    /// One sentence per line, a blank line between documents (Google's format).
+    Blank,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    JsonLines,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// Format and compression from a file name: `x.jsonl.gz` → (JsonLines, Gzip).
+pub fn classify(path: &Path) -> Option<(Format, Compression)> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    let (stem, comp) = if let Some(s) = name.strip_suffix(".gz") {
+        (s.to_string(), Compression::Gzip)
+    } else if let Some(s) = name.strip_suffix(".zst") {
+        (s.to_string(), Compression::Zstd)
+    } else {
+        (name, Compression::None)
+    };
+    let ext = stem.rsplit_once('.').map(|(_, e)| e)?;
+    match ext {
+        "txt" => Some((Format::Text, comp)),
+        "jsonl" | "json" => Some((Format::JsonLines, comp)),
+        _ => None,
+    }
+}
+
+/// Files, directories (searched recursively for known extensions) and glob patterns →
+/// a sorted, de-duplicated list of files. A pattern that matches nothing is an error.
+pub fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for pat in patterns {
+        let p = Path::new(pat);
+        let before = out.len();
+        if p.is_dir() {
+            collect_dir(p, &mut out)?;
+        } else if p.is_file() {
+            if classify(p).is_none() {
+                return Err(Error::Invalid(format!(
+                    "{pat}: unknown input type (expected .txt, .jsonl or .json, optionally .gz or .zst)"
+                )));
+            }
+            out.push(p.to_path_buf());
+        } else if pat.contains(['*', '?', '[']) {
+            let paths = glob::glob(pat)
+                .map_err(|e| Error::Invalid(format!("{pat}: bad glob pattern ({e})")))?;
+            for entry in paths {
+                let path = entry.map_err(|e| {
+                    let p = e.path().to_owned();
+                    Error::io(p, e.into())
+                })?;
+                if path.is_file() && classify(&path).is_some() {
+                    out.push(path);
+                }
+            }
+        } else {
+            return Err(Error::io(
+                p,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            ));
+        }
+        if out.len() == before {
+            return Err(Error::Invalid(format!("{pat}: no input files found")));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            collect_dir(&path, out)?;
+        } else if classify(&path).is_some() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Counts the raw (compressed) bytes read and hashes them.
+struct Tap<R> {
+    inner: R,
+    hasher: Sha256,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// One unit of input after reading: a document (piece) or a skipped record.
+#[derive(Debug)]
+pub enum Item {
+    Doc(Document),
+    Skipped {
+        reason: SkipReason,
+        /// 1-based line where the record starts.
+        line: u64,
+        location: String,
+        /// Lines of the record that held invalid UTF-8 (replaced).
+        bad_utf8_lines: u32,
+    },
+}
+
+#[derive(Debug)]
+pub struct Document {
+    /// Global index of the file in the run's sorted input list.
+    pub file: u32,
+    /// 1-based line where the document starts.
+    pub line: u64,
+    /// Piece of a document longer than `max_doc_chars` (0 for most).
+    pub piece: u32,
+    pub text: String,
+    pub bad_utf8_lines: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    Empty,
+    TooShort,
+    MalformedJson,
+    NoTextField,
+}
+
+pub struct ReaderConfig {
+    pub doc_sep: DocSep,
+    /// Explicit JSON fields to join; empty = the public Chinese corpora's fields.
+    pub text_fields: Vec<String>,
+    pub min_chars: usize,
+    pub max_doc_chars: usize,
+    pub strict: bool,
+}
+
+/// Reads one input file into items, calling `emit` for each in order.
+/// Returns the sha256 of the raw file bytes.
+pub fn read_file(
+    path: &Path,
+    file_index: u32,
+    cfg: &ReaderConfig,
+    bytes_read: Arc<AtomicU64>,
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<String> {
+    let (format, comp) = classify(path)
+        .ok_or_else(|| Error::Invalid(format!("{}: unknown input type", path.display())))?;
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut tap = Tap {
+        inner: f,
+        hasher: Sha256::new(),
+        counter: bytes_read,
+    };
+    {
+        let decoded: Box<dyn Read + '_> = match comp {
+            Compression::None => Box::new(&mut tap),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut tap)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(&mut tap).map_err(|e| Error::io(path, e))?,
+            ),
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, decoded);
+        let mut lines = Lines {
+            reader: &mut reader,
+            path,
+            line_no: 0,
+            buf: Vec::new(),
+            strict: cfg.strict,
+        };
+        match (format, cfg.doc_sep) {
+            (Format::JsonLines, _) => read_json_lines(&mut lines, file_index, cfg, emit)?,
+            (Format::Text, DocSep::Line) => read_text_lines(&mut lines, file_index, cfg, emit)?,
+            (Format::Text, DocSep::Blank) => read_text_blank(&mut lines, file_index, cfg, emit)?,
+        }
+        // Drain what a decoder left unread so the hash covers the whole file.
+        std::io::copy(&mut reader.into_inner(), &mut std::io::sink()).ok();
+    }
+    std::io::copy(&mut tap, &mut std::io::sink()).map_err(|e| Error::io(path, e))?;
+    Ok(hex::encode(tap.hasher.finalize()))
+}
+
+struct Lines<'a, R: BufRead> {
+    reader: &'a mut R,
+    path: &'a Path,
+    line_no: u64,
+    buf: Vec<u8>,
+    strict: bool,
+}
+
+impl<R: BufRead> Lines<'_, R> {
+    /// Next line without its terminator, and whether it held invalid UTF-8 (replaced).
+    fn next(&mut self) -> Result<Option<(String, bool)>> {
+        self.buf.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| Error::io(self.path, e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
+            self.buf.pop();
+        }
+        if self.line_no == 1 && self.buf.starts_with(b"\xEF\xBB\xBF") {
+            self.buf.drain(..3);
+        }
+        let bytes = std::mem::take(&mut self.buf);
+        match String::from_utf8(bytes) {
+            Ok(s) => Ok(Some((s, false))),
+            Err(e) => {
+                if self.strict {
+                    return Err(Error::data(self.location(), "invalid UTF-8"));
+                }
+                Ok(Some((
+                    String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                    true,
+                )))
+            }
+        }
+    }
+
+    fn location(&self) -> String {
+        format!("{}:{}", self.path.display(), self.line_no)
+    }
+}
+
+fn read_text_lines<R: BufRead>(
+    lines: &mut Lines<R>,
+    file: u32,
+    cfg: &ReaderConfig,
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    while let Some((text, bad)) = lines.next()? {
+        let loc = lines.location();
+        emit_document(text, file, lines.line_no, loc, bad as u32, cfg, emit)?;
+    }
+    Ok(())
+}
+
+fn read_text_blank<R: BufRead>(
+    lines: &mut Lines<R>,
+    file: u32,
+    cfg: &ReaderConfig,
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    let mut doc = String::new();
+    let mut start = 0u64;
+    let mut bad = 0u32;
+    loop {
+        let next = lines.next()?;
+        let blank = next.as_ref().is_none_or(|(l, _)| l.trim().is_empty());
+        if blank {
+            if start > 0 {
+                let loc = format!("{}:{}", lines.path.display(), start);
+                emit_document(std::mem::take(&mut doc), file, start, loc, bad, cfg, emit)?;
+                start = 0;
+                bad = 0;
+            }
+            if next.is_none() {
+                return Ok(());
+            }
+            continue;
+        }
+        let (line, b) = next.unwrap();
+        if start == 0 {
+            start = lines.line_no;
+        } else {
+            doc.push('\n');
+        }
+        bad += b as u32;
+        doc.push_str(&line);
+    }
+}
+
+/// The fields of the public Chinese corpora, tried in order.
+fn default_fields(obj: &serde_json::Map<String, serde_json::Value>) -> &'static [&'static str] {
+    if obj.contains_key("text") {
+        &["text"] // wiki_zh
+    } else if obj.contains_key("answer") {
+        &["title", "desc", "answer"] // baike_qa2019
+    } else if obj.contains_key("content") {
+        &["title", "content"] // news2016zh, webtext2019zh
+    } else {
+        &[]
+    }
+}
+
+fn read_json_lines<R: BufRead>(
+    lines: &mut Lines<R>,
+    file: u32,
+    cfg: &ReaderConfig,
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    while let Some((line, bad)) = lines.next()? {
+        let loc = lines.location();
+        if line.trim().is_empty() {
+            emit(Item::Skipped {
+                reason: SkipReason::Empty,
+                line: lines.line_no,
+                location: loc,
+                bad_utf8_lines: bad as u32,
+            })?;
+            continue;
+        }
+        let value: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                if cfg.strict {
+                    return Err(Error::data(loc, format!("malformed JSON ({e})")));
+                }
+                emit(Item::Skipped {
+                    reason: SkipReason::MalformedJson,
+                    line: lines.line_no,
+                    location: format!("{loc}: {e}"),
+                    bad_utf8_lines: bad as u32,
+                })?;
+                continue;
+            }
+        };
+        let Some(obj) = value.as_object() else {
+            if cfg.strict {
+                return Err(Error::data(loc, "JSON line is not an object"));
+            }
+            emit(Item::Skipped {
+                reason: SkipReason::MalformedJson,
+                line: lines.line_no,
+                location: format!("{loc}: not a JSON object"),
+                bad_utf8_lines: bad as u32,
+            })?;
+            continue;
+        };
+        let explicit: Vec<&str> = cfg.text_fields.iter().map(|s| s.as_str()).collect();
+        let fields: &[&str] = if explicit.is_empty() {
+            default_fields(obj)
+        } else {
+            &explicit
+        };
+        let parts: Vec<&str> = fields
+            .iter()
+            .filter_map(|f| obj.get(*f).and_then(|v| v.as_str()))
+            .filter(|s| !s.trim().is_empty())
+            .collect();
+        if parts.is_empty() && !fields.iter().any(|f| obj.contains_key(*f)) {
+            emit(Item::Skipped {
+                reason: SkipReason::NoTextField,
+                line: lines.line_no,
+                location: loc,
+                bad_utf8_lines: bad as u32,
+            })?;
+            continue;
+        }
+        let text = parts.join("\n");
+        emit_document(text, file, lines.line_no, loc, bad as u32, cfg, emit)?;
+    }
+    Ok(())
+}
+
+fn emit_document(
+    text: String,
+    file: u32,
+    line: u64,
+    location: String,
+    bad_utf8_lines: u32,
+    cfg: &ReaderConfig,
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    let trimmed = text.trim();
+    let skip = if trimmed.is_empty() {
+        Some(SkipReason::Empty)
+    } else if trimmed.chars().take(cfg.min_chars).count() < cfg.min_chars {
+        Some(SkipReason::TooShort)
+    } else {
+        None
+    };
+    if let Some(reason) = skip {
+        return emit(Item::Skipped {
+            reason,
+            line,
+            location,
+            bad_utf8_lines,
+        });
+    }
+    if trimmed.len() <= cfg.max_doc_chars {
+        // Fewer bytes than the limit means fewer characters too: the common, cheap case.
+        return emit(Item::Doc(Document {
+            file,
+            line,
+            piece: 0,
+            text,
+            bad_utf8_lines,
+        }));
+    }
+    for (piece, chunk) in safe_chunks(&text, cfg.max_doc_chars).enumerate() {
+        emit(Item::Doc(Document {
+            file,
+            line,
+            piece: piece as u32,
+            text: chunk.to_string(),
+            bad_utf8_lines: if piece == 0 { bad_utf8_lines } else { 0 },
+        }))?;
+    }
+    Ok(())
+}
+
+/// Sentence ends and whitespace: cutting right after one changes neither WordPiece nor
+/// jieba output, since both split there anyway.
+fn is_hard_boundary(c: char) -> bool {
+    matches!(c, '。' | '！' | '？' | '；' | '!' | '?' | ';' | '…') || c.is_whitespace()
+}
+
+/// Splits `text` into consecutive pieces of at most `max_chars` characters, each cut
+/// right after a sentence end or whitespace when one lies in the last half of the piece,
+/// else before a CJK character, else anywhere. Linear time.
+pub fn safe_chunks(text: &str, max_chars: usize) -> impl Iterator<Item = &str> {
+    let max_chars = max_chars.max(2);
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        // Byte index after the first `max_chars` characters, with char boundaries of the
+        // last half remembered for a good cut.
+        let mut end = rest.len();
+        let mut hard = None;
+        let mut cjk = None;
+        for (n, (i, c)) in rest.char_indices().enumerate() {
+            if n == max_chars {
+                end = i;
+                break;
+            }
+            if n >= max_chars / 2 {
+                if crate::tokenize::is_cjk(c) {
+                    cjk = Some(i);
+                }
+                if is_hard_boundary(c) {
+                    hard = Some(i + c.len_utf8());
+                }
+            }
+        }
+        let cut = if end == rest.len() {
+            end
+        } else {
+            hard.or(cjk).filter(|&c| c > 0).unwrap_or(end)
+        };
+        let (head, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_names() {
+        assert_eq!(
+            classify(Path::new("a/b.jsonl.gz")),
+            Some((Format::JsonLines, Compression::Gzip))
+        );
+        assert_eq!(
+            classify(Path::new("wiki_00.TXT.zst")),
+            Some((Format::Text, Compression::Zstd))
+        );
+        assert_eq!(classify(Path::new("x.csv")), None);
+        assert_eq!(classify(Path::new("txt")), None);
+    }
+
+    #[test]
+    fn chunks_cover_text_and_cut_after_sentences() {
+        let text = "今天天气很好。我们去公园散步吧！".repeat(50) + &"字".repeat(333);
+        let chunks: Vec<&str> = safe_chunks(&text, 40).collect();
+        assert_eq!(chunks.concat(), text);
+        for c in &chunks {
+            assert!(c.chars().count() <= 40);
+        }
+        assert!(chunks[0].ends_with('。') || chunks[0].ends_with('！'));
+        let short: Vec<&str> = safe_chunks("abc", 10).collect();
+        assert_eq!(short, ["abc"]);
+    }
+
+    fn cfg() -> ReaderConfig {
+        ReaderConfig {
+            doc_sep: DocSep::Line,
+            text_fields: vec![],
+            min_chars: 3,
+            max_doc_chars: 1000,
+            strict: false,
+        }
+    }
+
+    fn read_all(path: &Path, cfg: &ReaderConfig) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        read_file(path, 0, cfg, Arc::default(), &mut |it| {
+            items.push(it);
+            Ok(())
+        })?;
+        Ok(items)
+    }
+
+    #[test]
+    fn json_lines_fields_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jsonl");
+        std::fs::write(
+            &p,
+            "{\"text\": \"维基百科是自由的百科全书\"}\n\
+             {\"title\": \"标题\", \"content\": \"新闻的正文内容\"}\n\
+             not json\n\
+             \n\
+             {\"title\": \"问\", \"desc\": \"描述\", \"answer\": \"回答的内容\"}\n\
+             {\"other\": 1}\n\
+             [1, 2]\n",
+        )
+        .unwrap();
+        let items = read_all(&p, &cfg()).unwrap();
+        let docs: Vec<&Document> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Doc(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[1].text, "标题\n新闻的正文内容");
+        assert_eq!(docs[2].text, "问\n描述\n回答的内容");
+        assert_eq!(docs[2].line, 5);
+        let skipped: Vec<(SkipReason, &str)> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Skipped {
+                    reason, location, ..
+                } => Some((*reason, location.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(skipped[0].0, SkipReason::MalformedJson);
+        assert!(skipped[0].1.contains("a.jsonl:3"));
+        assert_eq!(skipped[1].0, SkipReason::Empty);
+        assert_eq!(skipped[2].0, SkipReason::NoTextField);
+        assert_eq!(skipped[3].0, SkipReason::MalformedJson);
+        let strict = ReaderConfig {
+            strict: true,
+            ..cfg()
+        };
+        let err = read_all(&p, &strict).unwrap_err().to_string();
+        assert!(
+            err.contains("a.jsonl:3") && err.contains("malformed JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn blank_separated_documents_and_bad_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.txt");
+        let mut bytes = "第一句话。\n第二句话。\n\n\n另一篇文档的句子。\n"
+            .as_bytes()
+            .to_vec();
+        bytes.splice(bytes.len() - 10..bytes.len() - 10, [0xFFu8]);
+        std::fs::write(&p, &bytes).unwrap();
+        let blank = ReaderConfig {
+            doc_sep: DocSep::Blank,
+            ..cfg()
+        };
+        let items = read_all(&p, &blank).unwrap();
+        let Item::Doc(d0) = &items[0] else { panic!() };
+        assert_eq!(d0.text, "第一句话。\n第二句话。");
+        let Item::Doc(d1) = &items[1] else { panic!() };
+        assert_eq!(d1.line, 5);
+        assert_eq!(d1.bad_utf8_lines, 1);
+        assert!(d1.text.contains('\u{FFFD}'));
+        let strict = ReaderConfig {
+            strict: true,
+            ..blank
+        };
+        let err = read_all(&p, &strict).unwrap_err().to_string();
+        assert!(err.contains("g.txt:5") && err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn compressed_inputs_read_the_same() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let text = "一篇足够长的中文文档。\n第二篇足够长的文档。\n";
+        let gz = dir.path().join("a.txt.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        let zs = dir.path().join("a.txt.zst");
+        std::fs::write(&zs, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+        for p in [gz, zs] {
+            let items = read_all(&p, &cfg()).unwrap();
+            assert_eq!(items.len(), 2);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! wwm-distill core: corpus reading, jieba segmentation, WordPiece tokenization,
+//! whole-word masking and example shards. Pure Rust; the Python bindings live in
+//! `bindings.rs` behind the `python` feature.
+
+pub mod corpus;
+pub mod error;
+pub mod masking;
+pub mod prep;
+pub mod segment;
+pub mod shard;
+pub mod tokenize;
+
+pub use error::{Error, Result};
+
+pub mod merge;
+
+#[cfg(feature = "python")]
+mod bindings;
