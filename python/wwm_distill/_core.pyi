@@ -53,9 +53,7 @@ class TextPipeline:
         """Token ids and byte offsets ([n, 2]) of `text`, without special tokens."""
     def cut(self, text: str) -> list[str]:
         """The segmenter's words (empty for segmenter="none")."""
-    def tokens_and_marks(
-        self, text: str
-    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
+    def tokens_and_marks(self, text: str) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
         """Token ids and whole-word continuation marks, as prep computes them."""
     def token(self, id: int) -> str: ...
     def replacement_ids(self) -> npt.NDArray[np.uint32]: ...

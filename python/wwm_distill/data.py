@@ -38,8 +38,9 @@ def prepare(
     config = {"inputs": [str(p) for p in inputs], "out": str(out), "vocab": str(vocab)}
     config.update({k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in options.items()})
     counters = _core.PrepProgress()
-    return json.loads(_run_with_progress(lambda: _core.prep(json.dumps(config), counters),
-                                         counters, progress))
+    return json.loads(
+        _run_with_progress(lambda: _core.prep(json.dumps(config), counters), counters, progress)
+    )
 
 
 def merge(out: str | os.PathLike, dirs: Sequence[str | os.PathLike], overwrite=False) -> dict:
@@ -62,24 +63,37 @@ def _run_with_progress(job, counters: _core.PrepProgress, show: bool) -> str:
 
     thread = threading.Thread(target=work, name="wwm-prep", daemon=True)
     thread.start()
-    bar = tqdm(total=None, unit="B", unit_scale=True, unit_divisor=1024, disable=not show,
-               desc="prep", dynamic_ncols=True)
+    bar = None  # created once the job has checked its arguments and sized its inputs
     start = time.monotonic()
     try:
         while thread.is_alive():
             thread.join(0.25)
-            if bar.total is None and counters.input_bytes_total:
-                bar.total = counters.input_bytes_total
+            if bar is None:
+                if not (show and counters.input_bytes_total):
+                    continue
+                bar = tqdm(
+                    total=counters.input_bytes_total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc="prep",
+                    dynamic_ncols=True,
+                )
             bar.update(counters.input_bytes_read - bar.n)
             elapsed = max(time.monotonic() - start, 1e-9)
-            bar.set_postfix(docs=counters.documents, docs_s=f"{counters.documents / elapsed:.0f}",
-                            examples=counters.examples, refresh=False)
+            bar.set_postfix(
+                docs=counters.documents,
+                docs_s=f"{counters.documents / elapsed:.0f}",
+                examples=counters.examples,
+                refresh=False,
+            )
     except KeyboardInterrupt:
         counters.cancel()
         thread.join()
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     if "error" in result:
         raise result["error"]
     return result["value"]

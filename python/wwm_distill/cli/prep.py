@@ -1,7 +1,7 @@
 """``distill-prep``: raw Chinese corpora → whole-word-masked example shards.
 
-    distill-prep --vocab VOCAB_OR_MODEL_DIR --out DIR INPUT... [options]
-    distill-prep merge OUT DIR...
+distill-prep --vocab VOCAB_OR_MODEL_DIR --out DIR INPUT... [options]
+distill-prep merge OUT DIR...
 """
 
 from __future__ import annotations
@@ -29,26 +29,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories or globs")
     p.add_argument("--vocab", required=True, help="vocab.txt, or a model directory")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--do-lower-case", action=argparse.BooleanOptionalAction, default=None,
-                   help="lowercase as the model expects (default: tokenizer_config.json, "
-                   "else true)")
+    p.add_argument(
+        "--do-lower-case",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="lowercase as the model expects (default: tokenizer_config.json, else true)",
+    )
     g = p.add_argument_group("segmentation")
-    g.add_argument("--segmenter", choices=["jieba", "none"], default="jieba",
-                   help="word boundaries for whole-word masking; none = character level")
-    g.add_argument("--no-hmm", dest="hmm", action="store_false",
-                   help="turn off jieba's HMM for unknown words")
+    g.add_argument(
+        "--segmenter",
+        choices=["jieba", "none"],
+        default="jieba",
+        help="word boundaries for whole-word masking; none = character level",
+    )
+    g.add_argument(
+        "--no-hmm", dest="hmm", action="store_false", help="turn off jieba's HMM for unknown words"
+    )
     g.add_argument("--user-dict", help="jieba user dictionary (word [freq] [tag] per line)")
     g = p.add_argument_group("input")
-    g.add_argument("--doc-sep", choices=["line", "blank"], default="line",
-                   help="text files: one document per line, or blank-line separated")
-    g.add_argument("--text-fields", default="",
-                   help="JSON fields to join, comma separated (default: text | "
-                   "title,desc,answer | title,content)")
+    g.add_argument(
+        "--doc-sep",
+        choices=["line", "blank"],
+        default="line",
+        help="text files: one document per line, or blank-line separated",
+    )
+    g.add_argument(
+        "--text-fields",
+        default="",
+        help="JSON fields to join, comma separated (default: text | "
+        "title,desc,answer | title,content)",
+    )
     g.add_argument("--min-chars", type=int, default=20, help="skip shorter documents")
-    g.add_argument("--max-doc-chars", type=int, default=1_000_000,
-                   help="cut longer documents into pieces at sentence ends")
-    g.add_argument("--strict", action="store_true",
-                   help="malformed JSON or invalid UTF-8 is fatal (default: skip and count)")
+    g.add_argument(
+        "--max-doc-chars",
+        type=int,
+        default=1_000_000,
+        help="cut longer documents into pieces at sentence ends",
+    )
+    g.add_argument(
+        "--strict",
+        action="store_true",
+        help="malformed JSON or invalid UTF-8 is fatal (default: skip and count)",
+    )
     g = p.add_argument_group("masking")
     g.add_argument("--max-seq-length", type=int, default=512)
     g.add_argument("--doc-stride", type=int, default=256)
@@ -60,18 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("output and scale-out")
     g.add_argument("--shard-size", type=int, default=65536, help="examples per shard")
     g.add_argument("--workers", type=int, default=0, help="worker threads (0: all cores)")
-    g.add_argument("--num-shards", type=int, default=1,
-                   help="machines sharing the inputs (each takes every K-th file)")
+    g.add_argument(
+        "--num-shards",
+        type=int,
+        default=1,
+        help="machines sharing the inputs (each takes every K-th file)",
+    )
     g.add_argument("--shard-index", type=int, default=0, help="this machine's index")
-    g.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier run's output made with other arguments")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run's output made with other arguments",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar or report")
     return p
 
 
 def merge_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"{PROG} merge",
-                                description="Combine the outputs of --num-shards runs.")
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} merge", description="Combine the outputs of --num-shards runs."
+    )
     p.add_argument("out", help="output directory")
     p.add_argument("dirs", nargs="+", help="output directories of the shard-index runs")
     p.add_argument("--overwrite", action="store_true")
