@@ -7,15 +7,19 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::cache::{CacheParams, CacheReader, CacheWriter, Chunk, Mode};
 use crate::error::Error;
 use crate::prep::{PrepConfig, Progress};
 use crate::segment::{continuation_marks, Segmenter};
@@ -233,12 +237,188 @@ fn bench_components<'py>(
     Ok(d)
 }
 
+/// Writes one teacher-cache shard (`.tkc`). `push` releases the GIL, so a Python thread
+/// can encode and write while the teacher computes the next batch.
+#[pyclass(name = "CacheWriter", frozen)]
+struct PyCacheWriter(Mutex<Option<CacheWriter>>);
+
+#[pymethods]
+impl PyCacheWriter {
+    #[new]
+    #[pyo3(signature = (path, mode, k_max, id_bytes=2, step=0.019, sample_n=0, block_examples=256, level=3))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        path: PathBuf,
+        mode: &str,
+        k_max: usize,
+        id_bytes: usize,
+        step: f32,
+        sample_n: u32,
+        block_examples: usize,
+        level: i32,
+    ) -> PyResult<Self> {
+        let params = CacheParams {
+            mode: Mode::parse(mode).map_err(to_py)?,
+            id_bytes,
+            k_max,
+            step,
+            sample_n,
+        };
+        let w = CacheWriter::create(&path, params, block_examples, level).map_err(to_py)?;
+        Ok(Self(Mutex::new(Some(w))))
+    }
+
+    /// Append the outputs of consecutive examples. `ids`, `logp` (or `counts` in sample
+    /// mode) are `[P, W]` with the first `k[p]` entries of row `p` valid, sorted by
+    /// decreasing probability (count).
+    #[pyo3(signature = (positions_per_example, k, ids, tail, logp=None, counts=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        py: Python<'_>,
+        positions_per_example: PyReadonlyArray1<u16>,
+        k: PyReadonlyArray1<u16>,
+        ids: PyReadonlyArray2<i64>,
+        tail: PyReadonlyArray1<f32>,
+        logp: Option<PyReadonlyArray2<f32>>,
+        counts: Option<PyReadonlyArray2<u16>>,
+    ) -> PyResult<()> {
+        let width = ids.shape()[1];
+        let ppe = positions_per_example.as_slice()?;
+        let k = k.as_slice()?;
+        let ids_s = ids.as_slice()?;
+        let tail = tail.as_slice()?;
+        let logp_s: &[f32] = match &logp {
+            Some(a) => a.as_slice()?,
+            None => &[],
+        };
+        let counts_s: &[u16] = match &counts {
+            Some(a) => a.as_slice()?,
+            None => &[],
+        };
+        let chunk = Chunk {
+            positions_per_example: ppe,
+            k,
+            width,
+            ids: ids_s,
+            logp: logp_s,
+            counts: counts_s,
+            tail,
+        };
+        let cell = &self.0;
+        guarded(py, move || {
+            let mut guard = cell.lock().unwrap();
+            let w = guard
+                .as_mut()
+                .ok_or_else(|| Error::Invalid("cache writer already finished".into()))?;
+            w.push(&chunk)
+        })
+    }
+
+    /// Write the index and footer, rename into place; returns counts, bytes and sha256.
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let w = self
+            .0
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or_else(|| WwmDistillError::new_err("cache writer already finished"))?;
+        let info = guarded(py, move || w.finish())?;
+        let d = PyDict::new(py);
+        d.set_item("examples", info.examples)?;
+        d.set_item("positions", info.positions)?;
+        d.set_item("entries", info.entries)?;
+        d.set_item("bytes", info.bytes)?;
+        d.set_item("sha256", info.sha256)?;
+        Ok(d)
+    }
+}
+
+/// Reads one teacher-cache shard: memory-mapped, decodes only the blocks it needs.
+#[pyclass(name = "CacheReader", frozen)]
+struct PyCacheReader(CacheReader);
+
+#[pymethods]
+impl PyCacheReader {
+    #[new]
+    #[pyo3(signature = (path, lru_blocks=16))]
+    fn new(path: PathBuf, lru_blocks: usize) -> PyResult<Self> {
+        Ok(Self(CacheReader::open(&path, lru_blocks).map_err(to_py)?))
+    }
+    #[getter]
+    fn n_examples(&self) -> u64 {
+        self.0.n_examples
+    }
+    #[getter]
+    fn n_positions(&self) -> u64 {
+        self.0.n_positions
+    }
+    #[getter]
+    fn n_blocks(&self) -> usize {
+        self.0.n_blocks()
+    }
+    #[getter]
+    fn mode(&self) -> &'static str {
+        self.0.params.mode.name()
+    }
+    #[getter]
+    fn k_max(&self) -> usize {
+        self.0.params.k_max
+    }
+    #[getter]
+    fn step(&self) -> f32 {
+        self.0.params.step
+    }
+    #[getter]
+    fn sample_n(&self) -> u32 {
+        self.0.params.sample_n
+    }
+
+    /// Masked positions of each example.
+    fn positions_of<'py>(
+        &self,
+        py: Python<'py>,
+        examples: PyReadonlyArray1<u64>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let ex = examples.as_slice()?;
+        let r = &self.0;
+        let v = guarded(py, move || r.positions_of(ex))?;
+        Ok(v.into_pyarray(py))
+    }
+
+    /// The positions of `examples`, in order: ids int64 `[N, k]`, log-probs float32
+    /// `[N, k]` (−inf padding; log(count / n) in sample mode), tail `[N]`, entry counts `[N]`.
+    fn gather<'py>(
+        &self,
+        py: Python<'py>,
+        examples: PyReadonlyArray1<u64>,
+    ) -> PyResult<(
+        Bound<'py, PyArray2<i64>>,
+        Bound<'py, PyArray2<f32>>,
+        Bound<'py, PyArray1<f32>>,
+        Bound<'py, PyArray1<i32>>,
+    )> {
+        let ex = examples.as_slice()?;
+        let r = &self.0;
+        let g = guarded(py, move || r.gather(ex))?;
+        let (n, w) = (g.n, g.width);
+        Ok((
+            g.ids.into_pyarray(py).reshape([n, w])?,
+            g.logp.into_pyarray(py).reshape([n, w])?,
+            g.tail.into_pyarray(py),
+            g.counts.into_pyarray(py),
+        ))
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("WwmDistillError", m.py().get_type::<WwmDistillError>())?;
     m.add_class::<PyProgress>()?;
     m.add_class::<PyTextPipeline>()?;
+    m.add_class::<PyCacheWriter>()?;
+    m.add_class::<PyCacheReader>()?;
     m.add_function(wrap_pyfunction!(prep, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(bench_components, m)?)?;

@@ -60,3 +60,52 @@ class TextPipeline:
 
 def bench_components(vocab: str, texts: list[str], hmm: bool = True) -> dict[str, float]:
     """Single-threaded seconds of the bare jieba-rs cut and tokenizers encode."""
+
+class CacheWriter:
+    """Writes one teacher-cache shard (`teacher-NNNNN.tkc`), atomically on `finish`."""
+
+    def __init__(
+        self,
+        path: str,
+        mode: str,
+        k_max: int,
+        id_bytes: int = 2,
+        step: float = 0.019,
+        sample_n: int = 0,
+        block_examples: int = 256,
+        level: int = 3,
+    ) -> None: ...
+    def push(
+        self,
+        positions_per_example: npt.NDArray[np.uint16],
+        k: npt.NDArray[np.uint16],
+        ids: npt.NDArray[np.int64],
+        tail: npt.NDArray[np.float32],
+        logp: npt.NDArray[np.float32] | None = None,
+        counts: npt.NDArray[np.uint16] | None = None,
+    ) -> None:
+        """Append consecutive examples' outputs (GIL released while encoding)."""
+    def finish(self) -> dict[str, int | str]:
+        """Index + footer + rename; returns examples, positions, entries, bytes, sha256."""
+
+class CacheReader:
+    """A memory-mapped teacher-cache shard; decodes only the blocks a request needs."""
+
+    def __init__(self, path: str, lru_blocks: int = 16) -> None: ...
+    n_examples: int
+    n_positions: int
+    n_blocks: int
+    mode: str
+    k_max: int
+    step: float
+    sample_n: int
+    def positions_of(self, examples: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint32]: ...
+    def gather(
+        self, examples: npt.NDArray[np.uint64]
+    ) -> tuple[
+        npt.NDArray[np.int64],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.int32],
+    ]:
+        """ids [N, k], log-probs [N, k] (-inf padded), tail [N], entry counts [N]."""

@@ -1,0 +1,176 @@
+"""``distill-teacher``: run the teacher once; cache its outputs at every masked position.
+
+distill-teacher --model MODEL_DIR --examples EX_DIR --out DIR [--topk K | --top-p P
+                --topk K | --sample N] [--batch-size B] [--dtype fp32|bf16|fp16]
+                [--device cpu|cuda]
+distill-teacher fit-head --model DIR --examples EX_DIR --out NEW_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wwm_distill import WwmDistillError
+from wwm_distill.cli import fail
+
+PROG = "distill-teacher"
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Cache a masked-LM teacher's outputs (top-k / top-p / sampled) at every "
+        "masked position of the examples. `distill-teacher fit-head` trains an untrained MLM "
+        "head with the encoder frozen.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="Hugging Face masked-LM directory")
+    p.add_argument("--examples", required=True, help="distill-prep output directory")
+    p.add_argument("--out", required=True, help="cache directory")
+    g = p.add_argument_group("what to keep per position")
+    g.add_argument("--topk", type=int, default=128, help="most entries kept per position")
+    g.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="keep the shortest prefix holding this mass (at most --topk)",
+    )
+    g.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="random-sampling KD: N draws per position, stored with counts",
+    )
+    g.add_argument(
+        "--logprob-step",
+        type=float,
+        default=0.019,
+        help="log-prob quantisation step in nats (error <= step/2)",
+    )
+    g = p.add_argument_group("run")
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    g.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    g.add_argument(
+        "--chunk-examples",
+        type=int,
+        default=1024,
+        help="examples per hand-over to the background writer",
+    )
+    g.add_argument(
+        "--check-examples", type=int, default=256, help="held-out examples for the MLM-head check"
+    )
+    g.add_argument(
+        "--skip-check", action="store_true", help="cache even if the MLM head looks untrained"
+    )
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--quiet", action="store_true")
+    return p
+
+
+def fit_head_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} fit-head",
+        description="Train only the MLM head (transform + bias; decoder tied to the input "
+        "embeddings) with the encoder frozen, and save a complete model directory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--examples", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default=None)
+    p.add_argument("--check-examples", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def format_report(m: dict) -> str:
+    r, c = m["report"], m["check"]
+    return "\n".join(
+        [
+            f"positions           {r['positions']:,}",
+            f"entries / position  {r['mean_entries_per_position']:.2f} ({m['mode']['kind']})",
+            f"bytes / position    {r['bytes_per_position']:.1f} ({r['bytes'] / 1e6:.2f} MB)",
+            f"mean tail mass      {r['mean_tail_mass']:.4f}",
+            f"teacher top-1 acc.  {100 * r['teacher_top1_accuracy']:.2f} % (check: "
+            f"{100 * c['accuracy']:.2f} % vs most-frequent "
+            f"{100 * c['most_frequent_token_accuracy']:.2f} %)",
+            f"time                {r['elapsed_s']:.1f} s",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        from wwm_distill import teacher
+
+        if argv[:1] == ["fit-head"]:
+            a = fit_head_parser().parse_args(argv[1:])
+            r = teacher.fit_head(
+                a.model,
+                a.examples,
+                a.out,
+                steps=a.steps,
+                lr=a.lr,
+                batch_size=a.batch_size,
+                device=a.device or default_device(),
+                seed=a.seed,
+                check_examples=a.check_examples,
+                progress=not a.quiet,
+            )
+            c = r["check"]
+            print(
+                f"saved {r['out']}: head check {'passed' if c['passed'] else 'FAILED'} "
+                f"({100 * c['accuracy']:.2f} % vs most-frequent "
+                f"{100 * c['most_frequent_token_accuracy']:.2f} %), final loss "
+                f"{r['final_loss']:.3f}"
+            )
+            if not c["passed"]:
+                raise SystemExit(1)
+            return
+        a = build_parser().parse_args(argv)
+        if a.sample is not None and a.top_p is not None:
+            fail(PROG, "--sample and --top-p exclude each other")
+        if a.sample is not None:
+            mode = teacher.Mode("sample", k=a.sample, sample_n=a.sample, step=a.logprob_step)
+        elif a.top_p is not None:
+            mode = teacher.Mode("top-p", k=a.topk, top_p=a.top_p, step=a.logprob_step)
+        else:
+            mode = teacher.Mode("topk", k=a.topk, step=a.logprob_step)
+        m = teacher.run_teacher(
+            a.model,
+            a.examples,
+            a.out,
+            mode=mode,
+            batch_size=a.batch_size,
+            dtype=a.dtype,
+            device=a.device or default_device(),
+            skip_check=a.skip_check,
+            check_examples=a.check_examples,
+            chunk_examples=a.chunk_examples,
+            seed=a.seed,
+            progress=not a.quiet,
+        )
+        if m and not a.quiet:
+            print(format_report(m))
+    except (WwmDistillError, OSError) as e:
+        fail(PROG, str(e))
+    except KeyboardInterrupt:
+        fail(PROG, "interrupted; rerun the same command to resume", 130)
+
+
+if __name__ == "__main__":
+    main()

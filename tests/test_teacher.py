@@ -1,0 +1,363 @@
+"""distill-teacher: cache round trips against numpy references from full logits, sampling,
+alignment, masked-only LM head, the untrained-head check and fit-head, resume, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import wwm_distill  # noqa: E402
+from wwm_distill import _core, teacher  # noqa: E402
+from wwm_distill.data import Examples  # noqa: E402
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def tiny_config(vocab_size: int, **kw):
+    return transformers.BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=128,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def small_vocab(tmp_path_factory, zh_docs) -> Path:
+    """A character vocabulary of the fixture documents: a small head keeps tests fast."""
+    chars = sorted({c for d in zh_docs for c in d.lower() if not c.isspace()})
+    d = tmp_path_factory.mktemp("small_vocab")
+    (d / "vocab.txt").write_text("\n".join(SPECIALS + chars) + "\n", encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="module")
+def examples_dir(tmp_path_factory, zh_docs, small_vocab) -> Path:
+    d = tmp_path_factory.mktemp("teacher_ex")
+    corpus = d / "docs.txt"
+    corpus.write_text("\n".join(zh_docs) + "\n", encoding="utf-8")
+    wwm_distill.prepare(
+        [corpus],
+        d / "ex",
+        small_vocab / "vocab.txt",
+        progress=False,
+        max_seq_length=64,
+        doc_stride=32,
+        dupe_factor=2,
+        shard_size=250,
+    )
+    return d / "ex"
+
+
+def save_model(model, path: Path, vocab_dir: Path) -> Path:
+    model.save_pretrained(path)
+    shutil.copy(vocab_dir / "vocab.txt", path / "vocab.txt")
+    return path
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory, small_vocab) -> Path:
+    torch.manual_seed(0)
+    n = len((small_vocab / "vocab.txt").read_text(encoding="utf-8").split("\n")) - 1
+    model = transformers.BertForMaskedLM(tiny_config(n))
+    return save_model(model, tmp_path_factory.mktemp("m") / "random", small_vocab)
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory, random_model, small_vocab, examples_dir) -> Path:
+    """The tiny model after plain masked-LM training on the fixture examples."""
+    model = teacher.load_masked_lm(random_model)
+    teacher.train_mlm(model, Examples(examples_dir), steps=300, lr=2e-3, progress=False)
+    return save_model(model, tmp_path_factory.mktemp("m") / "trained", small_vocab)
+
+
+def full_reference(model_dir: Path, examples_dir: Path):
+    """Full-sequence logits at every masked position, in example order (float64)."""
+    model = teacher.load_masked_lm(model_dir)
+    ex = Examples(examples_dir)
+    out = []
+    with torch.no_grad():
+        for i in range(len(ex)):
+            e = ex[i]
+            ids = torch.from_numpy(e["input_ids"].astype(np.int64))[None]
+            logits = model(input_ids=ids).logits[0]  # full-sequence head
+            out.append(logits[torch.from_numpy(e["masked_positions"].astype(np.int64))])
+    logp = torch.log_softmax(torch.cat(out).double(), -1).numpy()
+    return logp
+
+
+def test_head_at_masked_positions_equals_full_head(random_model, examples_dir):
+    model = teacher.load_masked_lm(random_model)
+    ex = Examples(examples_dir)
+    b = teacher.to_device_batch(ex, [0, 3, 7], "cpu")
+    with torch.no_grad():
+        masked = teacher.masked_logits(
+            model, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
+        )
+        full = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    torch.testing.assert_close(masked, full[b["masked_rows"], b["masked_positions"]])
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [teacher.Mode("topk", k=16), teacher.Mode("top-p", k=64, top_p=0.5)],
+    ids=["topk", "top-p"],
+)
+def test_round_trip_against_full_logits(tmp_path, trained_model, examples_dir, mode):
+    m = teacher.run_teacher(
+        trained_model, examples_dir, tmp_path / "c", mode=mode, batch_size=16, progress=False
+    )
+    ex = Examples(examples_dir)
+    cache = teacher.TeacherCache(tmp_path / "c", ex)
+    assert len(cache) == len(ex)
+    g = cache.gather(np.arange(len(ex)))
+    ref = full_reference(trained_model, examples_dir)
+    assert g["ids"].shape[0] == ref.shape[0] == m["report"]["positions"]
+    order = np.argsort(-ref, axis=1, kind="stable")
+    probs = np.exp(ref)
+    for row in range(ref.shape[0]):
+        k = int(g["counts"][row])
+        if mode.kind == "top-p":
+            mass = np.cumsum(probs[row, order[row]])
+            want_k = min(int(np.searchsorted(mass, mode.top_p) + 1), mode.k)
+            assert abs(k - want_k) <= 1 and k >= 1  # float32 vs float64 at the boundary
+        else:
+            assert k == mode.k
+        ids = g["ids"][row, :k]
+        assert np.array_equal(ids, order[row, :k])
+        assert np.all(np.abs(g["logp"][row, :k] - ref[row, ids]) <= 0.0096)
+        assert np.all(np.isneginf(g["logp"][row, k:]))
+        assert abs(g["tail"][row] - (1 - probs[row, ids].sum())) < 1e-6
+    r = m["report"]
+    assert r["bytes_per_position"] > 0 and 0 <= r["mean_tail_mass"] < 1
+    assert m["check"]["passed"]
+
+
+def test_sampled_mode_is_unbiased(tmp_path, trained_model, examples_dir):
+    # the selection step: the mean of many independent draws converges to the teacher
+    logp = torch.log_softmax(torch.randn(1, 50, generator=torch.Generator().manual_seed(1)) * 2, -1)
+    gen = torch.Generator().manual_seed(0)
+    total = np.zeros(50)
+    for _ in range(400):
+        sel = teacher.select(logp.expand(8, 50), teacher.Mode("sample", k=32, sample_n=32), gen)
+        for row in range(8):
+            k = sel["k"][row]
+            np.add.at(total, sel["ids"][row, :k], sel["counts"][row, :k])
+            assert sel["counts"][row, :k].sum() == 32
+            assert np.all(np.diff(sel["counts"][row, :k].astype(int)) <= 0)
+    est = total / total.sum()
+    assert 0.5 * np.abs(est - np.exp(logp[0].numpy())).sum() < 0.02
+    # and through the cache: weights are count / N
+    teacher.run_teacher(
+        trained_model,
+        examples_dir,
+        tmp_path / "s",
+        batch_size=16,
+        mode=teacher.Mode("sample", k=24, sample_n=24),
+        progress=False,
+    )
+    g = teacher.TeacherCache(tmp_path / "s").gather(np.arange(20))
+    w = np.exp(g["logp"])
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(g["tail"], 0)
+
+
+def test_alignment_and_mismatch(tmp_path, trained_model, examples_dir, small_vocab, zh_docs):
+    teacher.run_teacher(
+        trained_model,
+        examples_dir,
+        tmp_path / "c",
+        batch_size=16,
+        mode=teacher.Mode("topk", k=4),
+        progress=False,
+    )
+    ex = Examples(examples_dir)
+    cache = teacher.TeacherCache(tmp_path / "c", ex)
+    for k, reader in enumerate(cache.readers):
+        n = reader.n_examples
+        want = np.diff(ex.shards[k].mask_offsets)
+        assert np.array_equal(reader.positions_of(np.arange(n, dtype=np.uint64)), want)
+    # other examples: refused
+    other = tmp_path / "other"
+    (tmp_path / "o.txt").write_text("\n".join(zh_docs[:10]) + "\n", encoding="utf-8")
+    wwm_distill.prepare([tmp_path / "o.txt"], other, small_vocab / "vocab.txt", progress=False)
+    with pytest.raises(wwm_distill.WwmDistillError, match="other examples"):
+        teacher.TeacherCache(tmp_path / "c", Examples(other))
+
+
+def test_refuses_other_vocabulary(tmp_path, trained_model, examples_dir):
+    model_dir = tmp_path / "m"
+    shutil.copytree(trained_model, model_dir)
+    lines = (model_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    lines[10], lines[11] = lines[11], lines[10]
+    (model_dir / "vocab.txt").write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(teacher.TeacherError, match="vocabulary differs"):
+        teacher.run_teacher(model_dir, examples_dir, tmp_path / "c", progress=False)
+
+
+def test_untrained_head_is_detected_and_fit_head_fixes_it(
+    tmp_path, trained_model, examples_dir, small_vocab
+):
+    model = teacher.load_masked_lm(trained_model)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in teacher.head_parameters(model):  # a randomly initialised head
+            p.normal_(0, 0.02) if p.dim() > 1 else p.zero_()
+        for name, p in model.cls.named_parameters():
+            if "LayerNorm.weight" in name:
+                p.fill_(1.0)
+    broken = save_model(model, tmp_path / "broken", small_vocab)
+    cli = [sys.executable, "-m", "wwm_distill.cli.teacher"]
+    proc = subprocess.run(
+        [
+            *cli,
+            "--model",
+            str(broken),
+            "--examples",
+            str(examples_dir),
+            "--out",
+            str(tmp_path / "c"),
+            "--quiet",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "looks untrained" in proc.stderr and "fit-head" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    fixed = tmp_path / "fixed"
+    proc = subprocess.run(
+        [
+            *cli,
+            "fit-head",
+            "--model",
+            str(broken),
+            "--examples",
+            str(examples_dir),
+            "--out",
+            str(fixed),
+            "--steps",
+            "150",
+            "--lr",
+            "1e-2",
+            "--quiet",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((fixed / "fit_head.json").read_text())["check"]["passed"]
+    assert (fixed / "vocab.txt").is_file() and (fixed / "model.safetensors").is_file()
+    m = teacher.run_teacher(
+        fixed,
+        examples_dir,
+        tmp_path / "c2",
+        batch_size=16,
+        mode=teacher.Mode("topk", k=4),
+        progress=False,
+    )
+    assert m["check"]["passed"]
+
+
+def test_resume_recomputes_only_missing_shards(tmp_path, trained_model, examples_dir):
+    mode = teacher.Mode("topk", k=8)
+    first = teacher.run_teacher(
+        trained_model, examples_dir, tmp_path / "c", mode=mode, batch_size=16, progress=False
+    )
+    assert len(first["shards"]) >= 2
+    kept = tmp_path / "c" / "teacher-00000.tkc"
+    stamp = kept.stat().st_mtime_ns
+    os.remove(tmp_path / "c" / "teacher-00001.json")  # as if killed while writing shard 1
+    os.remove(tmp_path / "c" / "teacher-00001.tkc")
+    os.remove(tmp_path / "c" / "manifest.json")
+    again = teacher.run_teacher(
+        trained_model, examples_dir, tmp_path / "c", mode=mode, batch_size=16, progress=False
+    )
+    assert kept.stat().st_mtime_ns == stamp
+    assert again["shards"] == first["shards"]
+
+
+def test_corrupted_cache_is_a_clear_error(tmp_path, trained_model, examples_dir):
+    teacher.run_teacher(
+        trained_model,
+        examples_dir,
+        tmp_path / "c",
+        batch_size=16,
+        mode=teacher.Mode("topk", k=8),
+        progress=False,
+    )
+    path = tmp_path / "c" / "teacher-00000.tkc"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(wwm_distill.WwmDistillError, match=r"teacher-00000\.tkc"):
+        r = _core.CacheReader(str(path))
+        r.gather(np.arange(r.n_examples, dtype=np.uint64))
+    path.write_bytes(bytes(data[:100]))
+    with pytest.raises(wwm_distill.WwmDistillError, match="truncated|too short"):
+        _core.CacheReader(str(path))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_single(tmp_path, trained_model, examples_dir):
+    args = [
+        "--model",
+        str(trained_model),
+        "--examples",
+        str(examples_dir),
+        "--topk",
+        "8",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    # the same intra-op thread count in both runs (torchrun's default is 1): float sums
+    # in the encoder may differ in the last bit between thread counts
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    single = tmp_path / "single"
+    subprocess.run(
+        [sys.executable, "-m", "wwm_distill.cli.teacher", *args, "--out", str(single)],
+        check=True,
+        env=env,
+    )
+    multi = tmp_path / "multi"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "wwm_distill.cli.teacher",
+            *args,
+            "--out",
+            str(multi),
+        ],
+        check=True,
+        env=env,
+    )
+    a = json.loads((single / "manifest.json").read_text())
+    b = json.loads((multi / "manifest.json").read_text())
+    assert [s["sha256"] for s in a["shards"]] == [s["sha256"] for s in b["shards"]]
