@@ -8,7 +8,7 @@ ABSVENV := $(abspath $(VENV))
 CACHE  := .cache
 # Python packages the tests and benchmarks use (the package's own deps come with it).
 DEV_DEPS := "maturin>=1.5,<2" "pytest>=7" "ruff>=0.5" numpy tqdm torch safetensors "transformers>=4.40" \
-            tokenizers "jieba==0.42.1" zstandard
+            tokenizers "jieba==0.42.1" zstandard matplotlib
 
 .PHONY: demo test test-rust test-python lint fmt wheel bench install clean
 

@@ -2,6 +2,7 @@
 //! whole-word masking and example shards. Pure Rust; the Python bindings live in
 //! `bindings.rs` behind the `python` feature.
 
+pub mod batch;
 pub mod cache;
 pub mod corpus;
 pub mod error;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import string
 from pathlib import Path
 
@@ -122,3 +123,97 @@ def text_pipeline(vocab_file: Path):
     import wwm_distill
 
     return wwm_distill.TextPipeline(str(vocab_file))
+
+
+# ----------------------------------------------------------------------------- tiny models
+# A character vocabulary of the fixture documents and tiny BERTs built here (no downloads).
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def tiny_config(vocab_size: int, **kw):
+    import transformers
+
+    return transformers.BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=128,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="session")
+def small_vocab(tmp_path_factory, zh_docs) -> Path:
+    """A character vocabulary of the fixture documents: a small head keeps tests fast."""
+    chars = sorted({c for d in zh_docs for c in d.lower() if not c.isspace()})
+    d = tmp_path_factory.mktemp("small_vocab")
+    (d / "vocab.txt").write_text("\n".join(SPECIALS + chars) + "\n", encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="session")
+def examples_dir(tmp_path_factory, zh_docs, small_vocab) -> Path:
+    d = tmp_path_factory.mktemp("teacher_ex")
+    corpus = d / "docs.txt"
+    corpus.write_text("\n".join(zh_docs) + "\n", encoding="utf-8")
+    import wwm_distill
+
+    wwm_distill.prepare(
+        [corpus],
+        d / "ex",
+        small_vocab / "vocab.txt",
+        progress=False,
+        max_seq_length=64,
+        doc_stride=32,
+        dupe_factor=2,
+        shard_size=250,
+    )
+    return d / "ex"
+
+
+def save_model(model, path: Path, vocab_dir: Path) -> Path:
+    model.save_pretrained(path)
+    shutil.copy(vocab_dir / "vocab.txt", path / "vocab.txt")
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory, small_vocab) -> Path:
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    n = len((small_vocab / "vocab.txt").read_text(encoding="utf-8").split("\n")) - 1
+    model = transformers.BertForMaskedLM(tiny_config(n))
+    return save_model(model, tmp_path_factory.mktemp("m") / "random", small_vocab)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, random_model, small_vocab, examples_dir) -> Path:
+    """The tiny model after plain masked-LM training on the fixture examples."""
+    from wwm_distill import teacher
+    from wwm_distill.data import Examples
+
+    model = teacher.load_masked_lm(random_model)
+    teacher.train_mlm(model, Examples(examples_dir), steps=300, lr=2e-3, progress=False)
+    return save_model(model, tmp_path_factory.mktemp("m") / "trained", small_vocab)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory, trained_model, examples_dir) -> Path:
+    """A top-8 teacher cache of the trained tiny model over the fixture examples."""
+    from wwm_distill import teacher
+
+    out = tmp_path_factory.mktemp("cache") / "teacher"
+    teacher.run_teacher(
+        trained_model,
+        examples_dir,
+        out,
+        mode=teacher.Mode("topk", k=8),
+        batch_size=16,
+        progress=False,
+    )
+    return out

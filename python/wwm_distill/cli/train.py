@@ -1,0 +1,139 @@
+"""``distill-train``: the student learns from the cached teacher (soft CE + cosine).
+
+distill-train --examples EX_DIR --cache TEACHER_DIR --out RUN_DIR
+              (--student MODEL_DIR | --init-from MODEL_DIR [--layers 0,1,2 |
+               --num-layers 3] | --config JSON) [options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wwm_distill import WwmDistillError
+from wwm_distill.cli import fail
+
+PROG = "distill-train"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Distil a student from a teacher cache. Rerunning with the same --out "
+        "resumes from the last checkpoint exactly.",
+    )
+    p.add_argument("--examples", required=True, help="distill-prep output")
+    p.add_argument("--cache", required=True, help="distill-teacher output")
+    p.add_argument("--out", required=True, help="run directory")
+    g = p.add_argument_group("student (one of)")
+    g.add_argument("--student", help="Hugging Face masked-LM directory to start from")
+    g.add_argument("--init-from", help="bigger model to take layers from")
+    g.add_argument("--layers", help="with --init-from: layer indices, e.g. 0,5,11")
+    g.add_argument("--num-layers", type=int, help="with --init-from: evenly spread layers")
+    g.add_argument("--config", help="config.json of a fresh, randomly initialised student")
+    g = p.add_argument_group("objective")
+    g.add_argument("--alpha-ce", type=float, default=1.0)
+    g.add_argument("--alpha-cos", type=float, default=1.0)
+    g.add_argument("--alpha-mlm", type=float, default=0.0)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--tail", choices=["drop", "renorm", "bucket"], default="drop")
+    g = p.add_argument_group("optimisation")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=384,
+        help="global batch = micro-batch x accumulation x processes",
+    )
+    g.add_argument("--micro-batch-size", type=int, default=None)
+    g.add_argument("--lr", type=float, default=5e-5)
+    g.add_argument("--weight-decay", type=float, default=0.01)
+    g.add_argument("--warmup-steps", type=int, default=20000)
+    g.add_argument("--max-steps", type=int, default=1_000_000)
+    g.add_argument("--clip", type=float, default=1.0)
+    g.add_argument(
+        "--dtype",
+        choices=["bf16", "fp16", "fp32"],
+        default="bf16",
+        help="autocast dtype on GPU (CPU always trains in fp32)",
+    )
+    g.add_argument("--group-by-length", action="store_true")
+    g.add_argument(
+        "--dropout", type=float, default=None, help="override the student's dropout probabilities"
+    )
+    g = p.add_argument_group("run")
+    g.add_argument("--eval-examples", type=int, default=2000, help="fixed held-out split")
+    g.add_argument("--eval-every", type=int, default=1000)
+    g.add_argument("--save-every", type=int, default=1000)
+    g.add_argument("--keep-checkpoints", type=int, default=3)
+    g.add_argument("--log-every", type=int, default=10)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    g.add_argument("--prefetch", type=int, default=4)
+    g.add_argument("--loader-threads", type=int, default=2)
+    g.add_argument(
+        "--stop-at-step",
+        type=int,
+        default=None,
+        help="checkpoint and stop after this step (rerun to continue)",
+    )
+    g.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    a = build_parser().parse_args(argv)
+    try:
+        import torch
+
+        from wwm_distill.trainer import TrainConfig, train
+
+        layers = [int(x) for x in a.layers.split(",")] if a.layers else None
+        cfg = TrainConfig(
+            examples=a.examples,
+            cache=a.cache,
+            out=a.out,
+            student=a.student,
+            init_from=a.init_from,
+            layers=layers,
+            num_layers=a.num_layers,
+            config=a.config,
+            batch_size=a.batch_size,
+            micro_batch_size=a.micro_batch_size,
+            lr=a.lr,
+            weight_decay=a.weight_decay,
+            warmup_steps=a.warmup_steps,
+            max_steps=a.max_steps,
+            clip=a.clip,
+            alpha_ce=a.alpha_ce,
+            alpha_cos=a.alpha_cos,
+            alpha_mlm=a.alpha_mlm,
+            temperature=a.temperature,
+            tail=a.tail,
+            eval_examples=a.eval_examples,
+            eval_every=a.eval_every,
+            save_every=a.save_every,
+            keep_checkpoints=a.keep_checkpoints,
+            log_every=a.log_every,
+            seed=a.seed,
+            device=a.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+            dtype=a.dtype,
+            group_by_length=a.group_by_length,
+            prefetch=a.prefetch,
+            loader_threads=a.loader_threads,
+            progress=not a.quiet,
+            stop_at_step=a.stop_at_step,
+            dropout=a.dropout,
+        )
+        last = train(cfg)
+        if last and not a.quiet:
+            print(f"step {last['step']}: loss {last['loss']:.4f}; student saved to {a.out}/student")
+    except (WwmDistillError, OSError, ValueError) as e:
+        fail(PROG, str(e))
+    except KeyboardInterrupt:
+        fail(PROG, "interrupted; rerun the same command to resume from the last checkpoint", 130)
+
+
+if __name__ == "__main__":
+    main()
