@@ -364,7 +364,7 @@ def train(cfg: TrainConfig) -> dict:
         dynamic_ncols=True,
     )
     t_last, samples = time.monotonic(), 0
-    wait_s = 0.0
+    wait_s = rate = 0.0
     last = {}
     for step in range(start, cfg.max_steps):
         sums = {"loss": 0.0, "ce": 0.0, "cos": 0.0, "mlm": 0.0}
@@ -398,11 +398,17 @@ def train(cfg: TrainConfig) -> dict:
         last = {"step": done, **sums, "lr": sched.get_last_lr()[0], "grad_norm": grad_norm}
         if done % cfg.log_every == 0 or done == cfg.max_steps:
             now = time.monotonic()
-            last["samples_per_s"] = samples / max(now - t_last, 1e-9)
+            rate = samples / max(now - t_last, 1e-9)
+            last["samples_per_s"] = rate
             last["data_wait_s"] = wait_s
             t_last, samples, wait_s = now, 0, 0.0
             log(last)
-        bar.set_postfix(loss=f"{sums['loss']:.4f}", lr=f"{last['lr']:.2e}", refresh=False)
+        bar.set_postfix(
+            loss=f"{sums['loss']:.4f}",
+            lr=f"{last['lr']:.2e}",
+            samples_s=f"{rate:.0f}",
+            refresh=False,
+        )
         bar.update(1)
         if eval_idx.size and (done % cfg.eval_every == 0 or done == cfg.max_steps) and rank == 0:
             log(

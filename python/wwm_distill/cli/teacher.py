@@ -57,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("run")
     g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    g.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="teacher weights on GPU (on CPU always fp32)",
+    )
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     g.add_argument(
         "--chunk-examples",
