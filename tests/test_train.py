@@ -164,38 +164,21 @@ def test_split_is_fixed():
     assert a[1].size == 50 and np.intersect1d(a[0], a[1]).size == 0
 
 
-def run_train(out, examples_dir, cache_dir, model, *extra, env=None, check=True):
-    args = [
-        "--examples",
-        str(examples_dir),
-        "--cache",
-        str(cache_dir),
-        "--out",
-        str(out),
-        "--init-from",
-        str(model),
-        "--num-layers",
-        "1",
-        "--batch-size",
-        "8",
-        "--micro-batch-size",
-        "4",
-        "--lr",
-        "1e-3",
-        "--warmup-steps",
-        "2",
-        "--log-every",
-        "1",
-        "--eval-every",
-        "3",
-        "--eval-examples",
-        "16",
-        "--quiet",
-        "--device",
-        "cpu",
-        *map(str, extra),
-    ]
-    return subprocess.run([*TRAIN, *args], capture_output=True, text=True, check=False, env=env)
+# the flags every test run shares: a 1-layer student, global batch 8 in micro-batches of 4
+COMMON = (
+    "--num-layers 1 --batch-size 8 --micro-batch-size 4 --lr 1e-3 --warmup-steps 2 "
+    "--log-every 1 --eval-every 3 --eval-examples 16 --quiet --device cpu"
+).split()
+
+
+def train_args(out, examples_dir, cache_dir, model, *extra) -> list[str]:
+    paths = ["--examples", examples_dir, "--cache", cache_dir, "--out", out, "--init-from", model]
+    return [*map(str, paths), *COMMON, *map(str, extra)]
+
+
+def run_train(out, examples_dir, cache_dir, model, *extra, env=None):
+    args = train_args(out, examples_dir, cache_dir, model, *extra)
+    return subprocess.run([*TRAIN, *args], capture_output=True, text=True, env=env)
 
 
 def losses(run: Path) -> dict[int, float]:
@@ -347,41 +330,18 @@ def test_torchrun_matches_single_process(tmp_path, examples_dir, cache_dir, trai
         env=env,
     )
     assert single.returncode == 0, single.stderr
-    args = [
-        "--examples",
-        str(examples_dir),
-        "--cache",
-        str(cache_dir),
-        "--out",
-        str(tmp_path / "two"),
-        "--init-from",
-        str(trained_model),
-        "--num-layers",
-        "1",
-        "--batch-size",
-        "8",
-        "--micro-batch-size",
-        "4",
-        "--lr",
-        "1e-3",
-        "--warmup-steps",
-        "2",
-        "--log-every",
-        "1",
-        "--eval-every",
-        "100",
-        "--eval-examples",
-        "16",
-        "--quiet",
-        "--device",
-        "cpu",
+    args = train_args(
+        tmp_path / "two",
+        examples_dir,
+        cache_dir,
+        trained_model,
         "--max-steps",
-        "4",
+        4,
         "--save-every",
-        "4",
+        4,
         "--dropout",
-        "0",
-    ]
+        0,
+    )
     two = subprocess.run(
         [
             sys.executable,

@@ -85,9 +85,10 @@ class TrainConfig:
 
 
 def split_indices(n: int, n_eval: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed held-out split: depends only on (n, n_eval, seed), never on restarts."""
+    """A fixed held-out split: depends only on (n, n_eval, seed), never on restarts. At
+    most a tenth of the examples is held out."""
     perm = np.random.default_rng([seed, 0xE7A1]).permutation(n)
-    n_eval = min(n_eval, max(n - 1, 0))
+    n_eval = min(n_eval, n // 10)
     return np.sort(perm[n_eval:]), np.sort(perm[:n_eval])
 
 

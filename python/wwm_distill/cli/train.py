@@ -89,46 +89,18 @@ def main(argv: list[str] | None = None) -> None:
 
         from wwm_distill.trainer import TrainConfig, train
 
-        layers = [int(x) for x in a.layers.split(",")] if a.layers else None
-        cfg = TrainConfig(
-            examples=a.examples,
-            cache=a.cache,
-            out=a.out,
-            student=a.student,
-            init_from=a.init_from,
-            layers=layers,
-            num_layers=a.num_layers,
-            config=a.config,
-            batch_size=a.batch_size,
-            micro_batch_size=a.micro_batch_size,
-            lr=a.lr,
-            weight_decay=a.weight_decay,
-            warmup_steps=a.warmup_steps,
-            max_steps=a.max_steps,
-            clip=a.clip,
-            alpha_ce=a.alpha_ce,
-            alpha_cos=a.alpha_cos,
-            alpha_mlm=a.alpha_mlm,
-            temperature=a.temperature,
-            tail=a.tail,
-            eval_examples=a.eval_examples,
-            eval_every=a.eval_every,
-            save_every=a.save_every,
-            keep_checkpoints=a.keep_checkpoints,
-            log_every=a.log_every,
-            seed=a.seed,
-            device=a.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-            dtype=a.dtype,
-            group_by_length=a.group_by_length,
-            prefetch=a.prefetch,
-            loader_threads=a.loader_threads,
-            progress=not a.quiet,
-            stop_at_step=a.stop_at_step,
-            dropout=a.dropout,
-        )
-        last = train(cfg)
+        options = vars(a).copy()
+        options["layers"] = [int(x) for x in a.layers.split(",")] if a.layers else None
+        options["device"] = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        options["progress"] = not options.pop("quiet")
+        last = train(TrainConfig(**options))
         if last and not a.quiet:
-            print(f"step {last['step']}: loss {last['loss']:.4f}; student saved to {a.out}/student")
+            where = (
+                f"student saved to {a.out}/student"
+                if last["step"] == a.max_steps
+                else f"checkpoint in {a.out}/checkpoints; rerun to continue"
+            )
+            print(f"step {last['step']}: loss {last['loss']:.4f}; {where}")
     except (WwmDistillError, OSError, ValueError) as e:
         fail(PROG, str(e))
     except KeyboardInterrupt:
