@@ -18,3 +18,8 @@ pub mod merge;
 
 #[cfg(feature = "python")]
 mod bindings;
+
+/// mimalloc returns memory freed by another thread promptly (the pipeline allocates in
+/// worker threads and frees in the writer), which keeps peak memory flat.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -390,5 +390,6 @@ def test_50mb_line_bounded_memory(tmp_path, vocab_file, zh_docs):
     )
     assert r["documents_used"] == 1 and r["long_document_pieces"] >= 15
     assert r["chars"] == len(line)
-    # bounded: far below the ~1.7 GB its examples would take if a document were held whole
-    assert peak_mb < 800
+    # bounded: tokenizing the 50 MB document whole would take > 1.5 GB (encodings and
+    # alignments of 17 M tokens); in pieces it stays near 250 MB (886 MB seen once under load)
+    assert peak_mb < 1000
