@@ -192,6 +192,15 @@ def untrained_head_message(model_dir, examples_dir, chk: HeadCheck) -> str:
 # ----------------------------------------------------------------------------- fit-head
 
 
+def mlm_loss(model, examples: Examples, indices, device) -> torch.Tensor:
+    """Hard-label cross entropy of the model's LM head at the masked positions."""
+    b = to_device_batch(examples, indices, device)
+    logits = masked_logits(
+        model, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
+    )
+    return torch.nn.functional.cross_entropy(logits.float(), b["masked_labels"])
+
+
 def head_parameters(model) -> list[torch.nn.Parameter]:
     """The MLM head's own weights: transform (dense + LayerNorm) and output bias; the
     decoder stays tied to the (frozen) input embeddings."""
@@ -237,11 +246,7 @@ def fit_head(
     loss_value = float("nan")
     for _ in bar:
         idx = rng.choice(pool, size=min(batch_size, pool.size), replace=False)
-        b = to_device_batch(examples, idx, device)
-        logits = masked_logits(
-            model, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
-        )
-        loss = torch.nn.functional.cross_entropy(logits.float(), b["masked_labels"])
+        loss = mlm_loss(model, examples, idx, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -301,11 +306,7 @@ def train_mlm(
     loss_value = float("nan")
     for _ in tqdm(range(steps), desc="mlm", disable=not progress, dynamic_ncols=True):
         idx = rng.choice(len(examples), size=min(batch_size, len(examples)), replace=False)
-        b = to_device_batch(examples, idx, device)
-        logits = masked_logits(
-            model, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
-        )
-        loss = torch.nn.functional.cross_entropy(logits.float(), b["masked_labels"])
+        loss = mlm_loss(model, examples, idx, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
