@@ -12,7 +12,10 @@ peak RSS is per mode):
 
 Usage::
 
-    python benches/bench_train.py [--steps 40] [--batch-size 32] [--write-results]
+    python benches/bench_train.py [--steps 40] [--batch-size 32] [--repeats 3] [--write-results]
+
+The three modes run in turn, ``--repeats`` rounds, and each mode reports its median round,
+so a burst of load on a shared machine hits every mode alike.
 """
 
 from __future__ import annotations
@@ -94,6 +97,15 @@ def setup(cache_root: Path, n_examples: int) -> dict:
     return {"examples": str(ex), "cache": str(cache), "teacher": str(tdir)}
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). ``ru_maxrss`` would also count the pages of the
+    parent that this child shared between fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(mode: str, paths: dict, steps: int, batch: int) -> dict:
     """One measurement: ``steps`` optimizer steps of the student in ``mode``."""
     import numpy as np
@@ -159,7 +171,7 @@ def child(mode: str, paths: dict, steps: int, batch: int) -> dict:
         "steps_per_s": steps / elapsed,
         "samples_per_s": steps * batch / elapsed,
         "torch_threads": n_threads,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -169,6 +181,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--examples", type=int, default=4096, help="examples in the cached shard")
     p.add_argument("--cache", default=os.environ.get("WWM_CACHE", str(BENCH.parent / ".cache")))
+    p.add_argument("--repeats", type=int, default=3, help="rounds of the three modes")
     p.add_argument("--write-results", action="store_true")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--paths", help=argparse.SUPPRESS)
@@ -177,39 +190,48 @@ def main() -> None:
         print(json.dumps(child(a.child, json.loads(a.paths), a.steps, a.batch_size)))
         return
     paths = setup(Path(a.cache), a.examples)
-    runs = {}
-    for mode in ("preloaded", "streaming", "online"):
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                mode,
-                "--paths",
-                json.dumps(paths),
-                "--steps",
-                str(a.steps),
-                "--batch-size",
-                str(a.batch_size),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(json.dumps(runs[mode]), flush=True)
+    load_start = os.getloadavg()[0]
+    rounds: dict[str, list[dict]] = {"preloaded": [], "streaming": [], "online": []}
+    for _ in range(a.repeats):
+        for mode in rounds:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    mode,
+                    "--paths",
+                    json.dumps(paths),
+                    "--steps",
+                    str(a.steps),
+                    "--batch-size",
+                    str(a.batch_size),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rounds[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rounds[mode][-1]), flush=True)
+    load_end = os.getloadavg()[0]
+    runs = {m: sorted(rs, key=lambda r: r["steps_per_s"])[len(rs) // 2] for m, rs in rounds.items()}
     stream = runs["streaming"]["steps_per_s"] / runs["preloaded"]["steps_per_s"]
     speedup = runs["streaming"]["steps_per_s"] / runs["online"]["steps_per_s"]
-    rows = ["| mode | steps/s | samples/s | peak RSS MB |", "| --- | ---: | ---: | ---: |"]
+    rows = [
+        "| mode | steps/s (median) | samples/s | every round, steps/s | peak RSS MB |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
     names = {
         "preloaded": "cache, batches preloaded as tensors",
         "streaming": "cache, streaming Rust loader",
         "online": f"online teacher ({TEACHER['layers']}L/{TEACHER['hidden']}H) each step",
     }
     for mode, r in runs.items():
+        every = ", ".join(f"{x['steps_per_s']:.3f}" for x in rounds[mode])
         rows.append(
-            f"| {names[mode]} | {r['steps_per_s']:.2f} | {r['samples_per_s']:.1f} | "
-            f"{r['peak_rss_mb']:.0f} |"
+            f"| {names[mode]} | {r['steps_per_s']:.3f} | {r['samples_per_s']:.1f} | "
+            f"{every} | "
+            f"{max(x['peak_rss_mb'] for x in rounds[mode]):.0f} |"
         )
     rows += [
         "",
@@ -231,7 +253,9 @@ def main() -> None:
                 f"{os.cpu_count()} CPUs; student BERT {STUDENT['layers']} layers / hidden "
                 f"{STUDENT['hidden']}, length {SEQ}, batch {a.batch_size}, {a.steps} timed "
                 f"steps after 3 warm-up; top-128 cache of a random "
-                f"{TEACHER['layers']}-layer / {TEACHER['hidden']} teacher.\n\n{table}\n"
+                f"{TEACHER['layers']}-layer / {TEACHER['hidden']} teacher; median of "
+                f"{a.repeats} rounds; 1-minute load average {load_start:.1f} at the start, "
+                f"{load_end:.1f} at the end.\n\n{table}\n"
             )
 
 
