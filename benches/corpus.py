@@ -371,12 +371,21 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="cache directory (default: $WWM_CACHE or <repo>/.cache)",
     )
+    parser.add_argument(
+        "--demo-mb",
+        type=float,
+        default=None,
+        help="also write corpus/peoples_daily_demo.txt: the first ~N MB of People's Daily",
+    )
     args = parser.parse_args(argv)
     try:
         paths = fetch_all(args.cache)
     except FetchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if args.demo_mb:
+        demo = paths["peoples_daily"].with_name("peoples_daily_demo.txt")
+        paths["demo"] = make_corpus_of_size(paths["peoples_daily"], demo, args.demo_mb)
     for name, path in paths.items():
         size, lines = file_stats(path)
         print(f"{name:14} {path}  {size / MB:.2f} MB  {lines:,} lines")

@@ -170,6 +170,12 @@ fn encode_block(
         let base = q * c.width;
         if p.mode == Mode::Sample {
             for &n in &c.counts[base..base + k] {
+                if n == 0 || n as u32 > p.sample_n {
+                    return Err(Error::Invalid(format!(
+                        "sample count {n} outside 1..={} draws",
+                        p.sample_n
+                    )));
+                }
                 put_varint(&mut out, n as u32);
             }
         } else {
@@ -399,17 +405,26 @@ impl<'a> Cursor<'a> {
     fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
     }
-    fn varint(&mut self) -> Result<u32> {
-        let mut v = 0u32;
-        for shift in (0..35).step_by(7) {
-            let b = self.take(1)?[0];
-            v |= ((b & 0x7f) as u32) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(Error::data(self.what, "bad varint in block payload"))
+}
+
+/// LEB128 varint at `buf[*at..]` (at most 5 bytes); `None` if truncated or too long.
+#[inline(always)]
+fn read_varint(buf: &[u8], at: &mut usize) -> Option<u32> {
+    let b = *buf.get(*at)?;
+    *at += 1;
+    if b < 0x80 {
+        return Some(b as u32); // the common case: one byte
     }
+    let mut v = (b & 0x7f) as u32;
+    for shift in [7u32, 14, 21, 28] {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        v |= ((b & 0x7f) as u32) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 /// A memory-mapped cache shard with a small LRU of decoded blocks.
@@ -592,21 +607,32 @@ impl CacheReader {
             }
         }
         let mut logp = Vec::with_capacity(entries);
-        let step = self.params.step;
-        let inv_n = 1.0 / self.params.sample_n.max(1) as f32;
-        for p in 0..n_pos {
-            let k = (pos_entry[p + 1] - pos_entry[p]) as usize;
-            let mut acc = 0u32;
-            for j in 0..k {
-                let v = c.varint()?;
-                if self.params.mode == Mode::Sample {
-                    logp.push((v as f32 * inv_n).ln());
-                } else {
-                    acc = if j == 0 { v } else { acc.saturating_add(v) };
+        let values = &raw[c.at..];
+        let mut at = 0usize;
+        let bad_varint = || bad("bad or truncated varint in block payload");
+        if self.params.mode == Mode::Sample {
+            // ln(count / N) from a table: counts are 1..=N
+            let n = self.params.sample_n.max(1);
+            let lut: Vec<f32> = (0..=n).map(|c| (c as f32 / n as f32).ln()).collect();
+            for _ in 0..entries {
+                let v = read_varint(values, &mut at).ok_or_else(bad_varint)? as usize;
+                if v == 0 || v >= lut.len() {
+                    return Err(bad("sample count out of range"));
+                }
+                logp.push(lut[v]);
+            }
+        } else {
+            let step = self.params.step;
+            for w in pos_entry.windows(2) {
+                let mut acc = 0u32;
+                for _ in w[0]..w[1] {
+                    let v = read_varint(values, &mut at).ok_or_else(bad_varint)?;
+                    acc = acc.saturating_add(v); // first value, then deltas
                     logp.push(-(acc as f32) * step);
                 }
             }
         }
+        c.at += at;
         if c.at != raw.len() {
             return Err(bad("trailing bytes in block payload"));
         }
@@ -661,23 +687,22 @@ impl CacheReader {
         let mut g = Gathered {
             n,
             width,
-            ids: vec![0i64; n * width],
-            logp: vec![f32::NEG_INFINITY; n * width],
+            ids: Vec::with_capacity(n * width),
+            logp: Vec::with_capacity(n * width),
             tail: Vec::with_capacity(n),
             counts: Vec::with_capacity(n),
         };
-        let mut row = 0usize;
+        // one pass over the output: each row's entries, then its padding
         for (blk, p0, p1) in spans {
             for p in p0..p1 {
                 let (e0, e1) = (blk.pos_entry[p] as usize, blk.pos_entry[p + 1] as usize);
-                let dst = row * width;
-                for (d, &id) in g.ids[dst..dst + e1 - e0].iter_mut().zip(&blk.ids[e0..e1]) {
-                    *d = id as i64;
-                }
-                g.logp[dst..dst + e1 - e0].copy_from_slice(&blk.logp[e0..e1]);
+                let pad = width - (e1 - e0);
+                g.ids.extend(blk.ids[e0..e1].iter().map(|&id| id as i64));
+                g.ids.extend(std::iter::repeat_n(0i64, pad));
+                g.logp.extend_from_slice(&blk.logp[e0..e1]);
+                g.logp.extend(std::iter::repeat_n(f32::NEG_INFINITY, pad));
                 g.tail.push(blk.tail[p]);
                 g.counts.push((e1 - e0) as i32);
-                row += 1;
             }
         }
         Ok(g)
@@ -775,7 +800,7 @@ mod tests {
                 for j in 0..g.width {
                     let (gid, glp) = (g.ids[row * g.width + j], g.logp[row * g.width + j]);
                     if j >= kk {
-                        assert_eq!(glp, f32::NEG_INFINITY);
+                        assert_eq!((gid, glp), (0, f32::NEG_INFINITY));
                         continue;
                     }
                     assert_eq!(gid, ids[row * 8 + j]);
@@ -792,6 +817,30 @@ mod tests {
             let pos = r.positions_of(&[49, 3, 3]).unwrap();
             assert_eq!(g2.n as u32, pos.iter().sum::<u32>());
             assert!(r.gather(&[50]).is_err());
+        }
+    }
+
+    #[test]
+    fn sample_counts_outside_the_draws_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (per_ex, k, ids, logp, mut counts, tail) = outputs(Mode::Sample, 20, 2);
+        for bad in [0u16, 17] {
+            counts[0] = bad; // the first position's first entry; 16 draws
+            let path = dir.path().join(format!("teacher-{bad}.tkc"));
+            let mut w = CacheWriter::create(&path, params(Mode::Sample), 7, 3).unwrap();
+            let err = w
+                .push(&Chunk {
+                    positions_per_example: &per_ex,
+                    k: &k,
+                    width: 8,
+                    ids: &ids,
+                    logp: &logp,
+                    counts: &counts,
+                    tail: &tail,
+                })
+                .err()
+                .expect("a count outside 1..=16 must be refused");
+            assert!(err.to_string().contains("sample count"), "{err}");
         }
     }
 
