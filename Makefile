@@ -34,9 +34,9 @@ test-python: install
 # (trained here: no weights can be downloaded) → teacher cache → a 2-layer student.
 DEMO := $(CACHE)/demo
 demo: install
-	$(PY) benches/corpus.py --cache $(CACHE)
+	$(PY) benches/corpus.py --cache $(CACHE) --demo-mb 1
 	$(VENV)/bin/distill-prep --vocab $(CACHE)/bert-base-chinese/vocab.txt --out $(DEMO)/examples \
-		--max-seq-length 128 --doc-stride 64 --dupe-factor 2 $(CACHE)/corpus/peoples_daily.txt
+		--max-seq-length 128 --doc-stride 64 --dupe-factor 1 $(CACHE)/corpus/peoples_daily_demo.txt
 	$(PY) benches/demo_teacher.py --examples $(DEMO)/examples \
 		--vocab $(CACHE)/bert-base-chinese/vocab.txt --out $(DEMO)/teacher
 	$(VENV)/bin/distill-teacher --model $(DEMO)/teacher --examples $(DEMO)/examples \

@@ -838,8 +838,7 @@ mod tests {
                     counts: &counts,
                     tail: &tail,
                 })
-                .err()
-                .expect("a count outside 1..=16 must be refused");
+                .expect_err("a count outside 1..=16 must be refused");
             assert!(err.to_string().contains("sample count"), "{err}");
         }
     }
