@@ -42,7 +42,7 @@ demo: install
 	$(VENV)/bin/distill-teacher --model $(DEMO)/teacher --examples $(DEMO)/examples \
 		--out $(DEMO)/cache --topk 128 --batch-size 64
 	$(VENV)/bin/distill-train --examples $(DEMO)/examples --cache $(DEMO)/cache \
-		--out $(DEMO)/run --init-from $(DEMO)/teacher --num-layers 2 --batch-size 32 \
+		--out $(DEMO)/run --init-from $(DEMO)/teacher --num-layers 1 --batch-size 32 \
 		--max-steps 150 --warmup-steps 15 --lr 5e-4 --eval-every 50 --save-every 50 \
 		--eval-examples 256
 	$(VENV)/bin/distill-plot $(DEMO)/run
@@ -63,6 +63,10 @@ wheel: $(VENV)/.deps
 
 bench: install
 	$(PY) benches/bench_prep.py --write-results
+	$(PY) benches/bench_cache.py --write-results
+	$(PY) benches/bench_train.py --write-results
+	@if [ -d ../shared/data/lcqmc ]; then $(PY) benches/bench_eval.py --data ../shared/data --write-results; \
+	else echo "bench_eval skipped: no ../shared/data (pass --data DIR with lcqmc/ and cmrc2018/)"; fi
 
 clean:
 	rm -rf target dist $(VENV) python/wwm_distill/*.so

@@ -1,0 +1,64 @@
+"""Training a small Chinese masked LM on the CPU in minutes (the bench and demo teachers:
+no checkpoint can be downloaded here). Imported by bench_cache.py and demo_teacher.py."""
+
+from __future__ import annotations
+
+import numpy as np
+from wwm_distill.data import Examples
+
+
+class Curriculum:
+    """Some examples of an ``Examples``, as ``teacher.train_mlm`` takes them, with the
+    first ``crop_steps`` batches cut to ``crop`` tokens per example (a window around a
+    random masked position) and the rest whole, with fewer examples so that every step
+    holds about as many tokens (``batch_size * crop / max_seq_length`` examples).
+
+    Why: on this CPU a BERT trained on whole 128-token examples stays on the unigram
+    plateau (it predicts the corpus' token frequencies whatever the context) for longer
+    than the minutes we have; with uniform attention over 128 tokens the neighbours of a
+    masked word barely reach it. On short windows it learns to use the context within a
+    few hundred steps; the whole examples at the end train the positions past ``crop``.
+    The objective stays plain masked LM on the examples' own masks.
+    """
+
+    def __init__(self, examples: Examples, indices, crop: int, crop_steps: int, seed: int = 0):
+        self.examples = examples
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.max_len = int(examples.manifest["params"]["max_seq_length"])
+        self.crop = crop
+        self.crop_steps = crop_steps
+        self.calls = 0
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def batch(self, indices, multiple_of: int = 8) -> dict:
+        indices = np.asarray(indices)
+        self.calls += 1
+        if self.calls > self.crop_steps:
+            rows = max(1, indices.size * self.crop // self.max_len)
+            return self.examples.batch(self.indices[indices[:rows]], multiple_of)
+        b = self.examples.batch(self.indices[indices], multiple_of)
+        if b["input_ids"].shape[1] <= self.crop:
+            return b
+        ids, mask = b["input_ids"], b["attention_mask"]
+        rows, pos = b["masked_rows"], b["masked_positions"]
+        n, crop = ids.shape[0], self.crop
+        lengths = mask.sum(1)
+        # a window of `crop` tokens around one masked position of each row
+        anchor = np.array([self.rng.choice(pos[rows == r]) for r in range(n)])
+        start = anchor - self.rng.integers(0, crop, size=n)
+        start = np.clip(start, 0, np.maximum(lengths - crop, 0))
+        cols = start[:, None] + np.arange(crop)[None, :]
+        inside = cols < lengths[:, None]
+        cols = np.minimum(cols, ids.shape[1] - 1)
+        new_ids = np.where(inside, np.take_along_axis(ids, cols, 1), self.examples.pad_id)
+        keep = (pos >= start[rows]) & (pos < start[rows] + crop)
+        return {
+            "input_ids": new_ids,
+            "attention_mask": inside.astype(np.int64),
+            "masked_rows": rows[keep],
+            "masked_positions": pos[keep] - start[rows[keep]],
+            "masked_labels": b["masked_labels"][keep],
+        }
