@@ -129,7 +129,8 @@ def main() -> None:
             for name, v in by_model.items()
             if name != baseline.name
         )
-        sections.append(f"### {task}\n\n{md.split(chr(10), 1)[1].strip()}\n\n{ratio}\n")
+        body = md.split("\n", 1)[1].strip().replace("\n## Runs\n", "\n#### Every run\n")
+        sections.append(f"### {task}\n\n{body}\n\n{ratio}\n")
         print(md)
         print(ratio)
     load_end = os.getloadavg()[0]
