@@ -820,24 +820,29 @@ mod tests {
         }
     }
 
+    /// All of `o` as one chunk of width 8.
+    fn whole(o: &Outputs) -> Chunk<'_> {
+        Chunk {
+            positions_per_example: &o.0,
+            k: &o.1,
+            width: 8,
+            ids: &o.2,
+            logp: &o.3,
+            counts: &o.4,
+            tail: &o.5,
+        }
+    }
+
     #[test]
     fn sample_counts_outside_the_draws_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (per_ex, k, ids, logp, mut counts, tail) = outputs(Mode::Sample, 20, 2);
+        let mut o = outputs(Mode::Sample, 20, 2);
         for bad in [0u16, 17] {
-            counts[0] = bad; // the first position's first entry; 16 draws
+            o.4[0] = bad; // the first position's first count; 16 draws
             let path = dir.path().join(format!("teacher-{bad}.tkc"));
             let mut w = CacheWriter::create(&path, params(Mode::Sample), 7, 3).unwrap();
             let err = w
-                .push(&Chunk {
-                    positions_per_example: &per_ex,
-                    k: &k,
-                    width: 8,
-                    ids: &ids,
-                    logp: &logp,
-                    counts: &counts,
-                    tail: &tail,
-                })
+                .push(&whole(&o))
                 .expect_err("a count outside 1..=16 must be refused");
             assert!(err.to_string().contains("sample count"), "{err}");
         }
@@ -848,17 +853,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.tkc");
         let mut w = CacheWriter::create(&path, params(Mode::TopP), 5, 3).unwrap();
-        let (per_ex, k, ids, logp, counts, tail) = outputs(Mode::TopP, 40, 2);
-        w.push(&Chunk {
-            positions_per_example: &per_ex,
-            k: &k,
-            width: 8,
-            ids: &ids,
-            logp: &logp,
-            counts: &counts,
-            tail: &tail,
-        })
-        .unwrap();
+        w.push(&whole(&outputs(Mode::TopP, 40, 2))).unwrap();
         w.finish().unwrap();
         let good = std::fs::read(&path).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
