@@ -58,14 +58,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
+import common  # benches/common.py
 import corpus  # benches/corpus.py: run this file as a script, so benches/ is on sys.path
 import numpy as np
+import small_teacher  # benches/small_teacher.py
 import torch
 import wwm_distill
-from small_teacher import Curriculum  # benches/small_teacher.py
 from wwm_distill import _core, teacher
 from wwm_distill.data import Examples, read_manifest
 
@@ -83,7 +83,6 @@ TEACHER_CONFIG = {
     "hidden_dropout_prob": 0.0,  # a few minutes of training: no regularisation needed
     "attention_probs_dropout_prob": 0.0,
 }
-CHECK_EXAMPLES = 256  # teacher.check_head's held-out sample (seed 0)
 BENCH_POOL = 4096  # further held-out examples; the benchmark sample is the first N of them
 SMALL_CORPUS_MB = 0.3  # the run_teacher end-to-end subset
 
@@ -125,7 +124,7 @@ def prepared(source: Path, out: Path, vocab: Path) -> Examples:
 
 def held_out(examples: Examples) -> tuple[np.ndarray, np.ndarray]:
     """(head-check sample, benchmark pool): both excluded from teacher training."""
-    check = teacher.check_sample(examples, CHECK_EXAMPLES, seed=0)
+    check = teacher.check_sample(examples, teacher.CHECK_EXAMPLES, seed=0)
     rest = np.setdiff1d(np.arange(len(examples)), check)
     pool = np.random.default_rng(1).permutation(rest)[:BENCH_POOL]
     return check, pool
@@ -133,8 +132,6 @@ def held_out(examples: Examples) -> tuple[np.ndarray, np.ndarray]:
 
 def trained_teacher(examples: Examples, vocab: Path, model_dir: Path, args) -> dict:
     """Train (or reuse) the small teacher; returns its settings and results."""
-    from transformers import BertConfig, BertForMaskedLM
-
     crop_steps = round(args.train_steps * args.crop_fraction)
     settings = {
         "config": TEACHER_CONFIG,
@@ -149,7 +146,7 @@ def trained_teacher(examples: Examples, vocab: Path, model_dir: Path, args) -> d
         "seed": 0,
         "examples": str(examples.path),
         "examples_manifest_sha256": teacher.file_sha256(examples.path / "manifest.json"),
-        "held_out": {"check_examples": CHECK_EXAMPLES, "bench_pool": BENCH_POOL},
+        "held_out": {"check_examples": teacher.CHECK_EXAMPLES, "bench_pool": BENCH_POOL},
     }
     record = model_dir.with_name(model_dir.name + ".json")
     if record.is_file() and (model_dir / "config.json").is_file():
@@ -159,31 +156,25 @@ def trained_teacher(examples: Examples, vocab: Path, model_dir: Path, args) -> d
             return saved
     check, pool = held_out(examples)
     train = np.setdiff1d(np.arange(len(examples)), np.concatenate([check, pool]))
-    torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(**TEACHER_CONFIG))
     log(
         f"training the teacher: {args.train_steps} steps x {args.train_batch_size} examples "
         f"(of {train.size:,}; the first {crop_steps} cut to {args.crop_tokens} tokens), "
         f"lr {args.train_lr:g}"
     )
     t, cpu = time.perf_counter(), time.process_time()
-    loss = teacher.train_mlm(
-        model,
-        Curriculum(examples, train, args.crop_tokens, crop_steps),
+    model, loss, chk = small_teacher.train(
+        examples,
+        train,
+        TEACHER_CONFIG,
         steps=args.train_steps,
+        crop_tokens=args.crop_tokens,
+        crop_steps=crop_steps,
         lr=args.train_lr,
         batch_size=args.train_batch_size,
-        seed=0,
         progress=False,
     )
     train_s, train_cpu_s = time.perf_counter() - t, time.process_time() - cpu
-    chk = teacher.check_head(model, examples, CHECK_EXAMPLES)
-    tmp = model_dir.with_name(model_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    shutil.copy(vocab, tmp / "vocab.txt")
-    shutil.rmtree(model_dir, ignore_errors=True)
-    os.replace(tmp, model_dir)
+    small_teacher.save(model, vocab, model_dir)
     saved = {
         "settings": settings,
         "train_s": train_s,
@@ -584,30 +575,13 @@ def run_teacher_timing(model_dir: Path, small: Examples, scratch: Path, batch_si
 # ----------------------------------------------------------------------------- report
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def environment_note(load_start: float) -> str:
     cores = os.cpu_count() or 1
     return (
-        f"{_cpu_model()}, {os.cpu_count()} logical CPUs, no GPU (CPU-only timings, torch "
+        f"{common.cpu_model()}, {os.cpu_count()} logical CPUs, no GPU (CPU-only timings, torch "
         f"{torch.get_num_threads()} threads), Python {platform.python_version()}, torch "
-        f"{_version('torch')}, transformers {_version('transformers')}, numpy "
-        f"{np.__version__}, wwm-distill {_version('wwm-distill')}; 1-minute load average "
+        f"{common.version('torch')}, transformers {common.version('transformers')}, numpy "
+        f"{np.__version__}, wwm-distill {common.version('wwm-distill')}; 1-minute load average "
         f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (above {cores}: "
         f"other processes shared the CPUs and every timing is pessimistic)"
     )

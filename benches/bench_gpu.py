@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 import wwm_distill
+from common import bert  # benches/common.py
 from wwm_distill import teacher
 from wwm_distill.data import Examples
 from wwm_distill.objective import Objective
@@ -53,18 +53,6 @@ def timed(fn, repeats: int, warmup: int = 2) -> float:
         sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def bert(vocab: int, layers: int, hidden: int, heads: int, max_len: int):
-    cfg = transformers.BertConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=4 * hidden,
-        max_position_embeddings=max_len,
-    )
-    return transformers.BertForMaskedLM(cfg)
 
 
 def save(model, path: Path, vocab: Path) -> Path:

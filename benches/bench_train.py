@@ -32,26 +32,13 @@ import time
 from pathlib import Path
 
 import corpus  # benches/corpus.py (run this file as a script)
+from common import bert  # benches/common.py
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "RESULTS.md"
 SEQ = 128
 STUDENT = dict(layers=2, hidden=128, heads=2)
 TEACHER = dict(layers=4, hidden=256, heads=4)  # 2x deeper and wider
-
-
-def bert(vocab: int, layers: int, hidden: int, heads: int):
-    import transformers
-
-    cfg = transformers.BertConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=4 * hidden,
-        max_position_embeddings=SEQ,
-    )
-    return transformers.BertForMaskedLM(cfg)
 
 
 def setup(cache_root: Path, n_examples: int) -> dict:
@@ -80,7 +67,7 @@ def setup(cache_root: Path, n_examples: int) -> dict:
     if not (tdir / "config.json").exists():
         torch.manual_seed(0)
         n = wwm_distill.Examples(ex).manifest["vocab"]["size"]
-        m = bert(n, **TEACHER)
+        m = bert(n, **TEACHER, max_len=SEQ)
         m.save_pretrained(tdir)
         (tdir / "vocab.txt").write_bytes(Path(vocab).read_bytes())
     cache = work / "cache"
@@ -120,7 +107,7 @@ def child(mode: str, paths: dict, steps: int, batch: int) -> dict:
     n_threads = torch.get_num_threads()
     ex = Examples(paths["examples"])
     vocab = ex.manifest["vocab"]["size"]
-    student = bert(vocab, **STUDENT).train()
+    student = bert(vocab, **STUDENT, max_len=SEQ).train()
     opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
     objective = Objective()
     batches = _core.Batches(paths["examples"], paths["cache"])

@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import transformers
-from small_teacher import Curriculum  # benches/small_teacher.py
+import small_teacher  # benches/small_teacher.py
 from wwm_distill import teacher
 from wwm_distill.data import Examples
-
-CHECK_EXAMPLES = 256  # distill-teacher's head check sample (seed 0)
 
 
 def main() -> None:
@@ -48,8 +42,7 @@ def main() -> None:
     if record.is_file() and json.loads(record.read_text())["settings"] == settings:
         print(f"{out}: already trained")
         return
-    torch.manual_seed(0)
-    cfg = transformers.BertConfig(
+    config = dict(
         vocab_size=ex.manifest["vocab"]["size"],
         hidden_size=a.hidden,
         num_hidden_layers=a.layers,
@@ -59,31 +52,26 @@ def main() -> None:
         hidden_dropout_prob=0.0,  # minutes of training: no regularisation needed
         attention_probs_dropout_prob=0.0,
     )
-    model = transformers.BertForMaskedLM(cfg)
-    train = np.setdiff1d(np.arange(len(ex)), teacher.check_sample(ex, CHECK_EXAMPLES, seed=0))
+    held_out = teacher.check_sample(ex, teacher.CHECK_EXAMPLES, seed=0)
+    train = np.setdiff1d(np.arange(len(ex)), held_out)
     crop_steps = round(a.steps * a.crop_fraction)
     print(
         f"training the demo teacher ({a.layers} layers, hidden {a.hidden}): {a.steps} steps, "
         f"the first {crop_steps} on {a.crop_tokens}-token windows"
     )
     t = time.perf_counter()
-    loss = teacher.train_mlm(
-        model, Curriculum(ex, train, a.crop_tokens, crop_steps), steps=a.steps, lr=a.lr
+    model, loss, chk = small_teacher.train(
+        ex, train, config, steps=a.steps, crop_tokens=a.crop_tokens, crop_steps=crop_steps, lr=a.lr
     )
-    chk = teacher.check_head(model, ex, CHECK_EXAMPLES)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    shutil.copy(a.vocab, tmp / "vocab.txt")
     summary = {
         "settings": settings,
         "train_s": round(time.perf_counter() - t, 1),
         "final_loss": loss,
         "check": chk.as_dict(),
     }
-    (tmp / "demo_teacher.json").write_text(json.dumps(summary, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    small_teacher.save(
+        model, Path(a.vocab), out, {"demo_teacher.json": json.dumps(summary, indent=2)}
+    )
     print(
         f"teacher saved to {out} after {summary['train_s']:.0f} s: final MLM loss {loss:.3f}, "
         f"held-out top-1 accuracy {100 * chk.accuracy:.1f} % (most frequent token "

@@ -3,8 +3,57 @@ no checkpoint can be downloaded here). Imported by bench_cache.py and demo_teach
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
+import torch
+import transformers
+from wwm_distill import teacher
 from wwm_distill.data import Examples
+
+
+def train(
+    examples: Examples,
+    indices,
+    config: dict,
+    *,
+    steps: int,
+    crop_tokens: int,
+    crop_steps: int,
+    lr: float,
+    batch_size: int = 32,
+    progress: bool = True,
+):
+    """A ``BertForMaskedLM`` of ``config`` (weights seeded 0) trained with plain masked LM
+    on ``examples[indices]`` through ``Curriculum``; returns (model, last loss, head check
+    on ``teacher.check_sample``'s held-out examples)."""
+    torch.manual_seed(0)
+    model = transformers.BertForMaskedLM(transformers.BertConfig(**config))
+    loss = teacher.train_mlm(
+        model,
+        Curriculum(examples, indices, crop_tokens, crop_steps),
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=0,
+        progress=progress,
+    )
+    return model, loss, teacher.check_head(model, examples, teacher.CHECK_EXAMPLES)
+
+
+def save(model, vocab: Path, out: Path, files: dict[str, str] | None = None) -> None:
+    """``out`` as a complete model directory (weights, ``vocab.txt`` and ``files``), written
+    beside it and renamed into place."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    shutil.copy(vocab, tmp / "vocab.txt")
+    for name, text in (files or {}).items():
+        (tmp / name).write_text(text, encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
 
 
 class Curriculum:

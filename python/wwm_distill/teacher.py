@@ -145,6 +145,10 @@ class HeadCheck:
         }
 
 
+# Held-out examples of the masked-LM head check (check_head, fit-head, distill-teacher).
+CHECK_EXAMPLES = 256
+
+
 def check_sample(examples: Examples, n: int, seed: int = 0) -> np.ndarray:
     """A fixed, seeded sample of examples held out from ``fit-head`` training."""
     rng = np.random.default_rng(seed)
@@ -152,7 +156,9 @@ def check_sample(examples: Examples, n: int, seed: int = 0) -> np.ndarray:
 
 
 @torch.no_grad()
-def check_head(model, examples: Examples, n_examples=256, batch_size=32, device="cpu", seed=0):
+def check_head(
+    model, examples: Examples, n_examples=CHECK_EXAMPLES, batch_size=32, device="cpu", seed=0
+):
     """Top-1 masked-LM accuracy of ``model`` on held-out positions vs the most frequent
     token's."""
     sample = check_sample(examples, n_examples, seed)
@@ -219,7 +225,7 @@ def fit_head(
     batch_size=32,
     device="cpu",
     seed=0,
-    check_examples=256,
+    check_examples=CHECK_EXAMPLES,
     progress=True,
 ) -> dict:
     """Train only the MLM head on the examples' masked positions and save a complete
@@ -447,7 +453,7 @@ def run_teacher(
     dtype="fp32",
     device="cpu",
     skip_check=False,
-    check_examples=256,
+    check_examples=CHECK_EXAMPLES,
     chunk_examples=1024,
     seed=0,
     progress=True,

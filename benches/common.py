@@ -1,0 +1,40 @@
+"""Helpers shared by the bench scripts (they run as scripts, so benches/ is on sys.path)."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from pathlib import Path
+
+
+def version(dist: str) -> str:
+    """The installed version of a distribution, or "not installed"."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def bert(vocab: int, layers: int, hidden: int, heads: int, max_len: int):
+    """A randomly initialised ``BertForMaskedLM`` (intermediate size 4 x hidden)."""
+    import transformers
+
+    cfg = transformers.BertConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=max_len,
+    )
+    return transformers.BertForMaskedLM(cfg)
