@@ -37,6 +37,24 @@ def full_reference(model_dir: Path, examples_dir: Path):
     return logp
 
 
+# The teacher pass computes log-probs in float32 on padded batches (masked-only head); the
+# reference in float64 one example at a time (full head). They agree to ~1e-6 nats; values
+# closer than TIE are ties, which either path may order either way (other CPUs, kernels and
+# thread counts round differently), so ids within TIE of each other are interchangeable.
+TIE = 1e-4
+
+
+def assert_top_k(ref_row: np.ndarray, ids: np.ndarray) -> None:
+    """``ids`` are the reference's k most probable ids in decreasing order, up to ties."""
+    k = ids.size
+    assert np.unique(ids).size == k
+    kth = np.sort(ref_row)[-k]  # the k-th largest reference log-prob
+    assert np.all(ref_row[ids] >= kth - TIE), "an id from clearly below the top k"
+    clearly_in = np.flatnonzero(ref_row > kth + TIE)
+    assert np.isin(clearly_in, ids).all(), "an id clearly inside the top k is missing"
+    assert np.all(np.diff(ref_row[ids]) <= TIE), "not in decreasing order"
+
+
 def test_head_at_masked_positions_equals_full_head(random_model, examples_dir):
     model = teacher.load_masked_lm(random_model)
     ex = Examples(examples_dir)
@@ -75,10 +93,11 @@ def test_round_trip_against_full_logits(tmp_path, trained_model, examples_dir, m
         else:
             assert k == mode.k
         ids = g["ids"][row, :k]
-        assert np.array_equal(ids, order[row, :k])
-        assert np.all(np.abs(g["logp"][row, :k] - ref[row, ids]) <= 0.0096)
+        assert_top_k(ref[row], ids)
+        assert np.all(np.abs(g["logp"][row, :k] - ref[row, ids]) <= 0.0095 + TIE)
         assert np.all(np.isneginf(g["logp"][row, k:]))
-        assert abs(g["tail"][row] - (1 - probs[row, ids].sum())) < 1e-6
+        kept = probs[row, ids].sum()
+        assert abs(g["tail"][row] - (1 - kept)) <= TIE * kept + 1e-7
     r = m["report"]
     assert r["bytes_per_position"] > 0 and 0 <= r["mean_tail_mass"] < 1
     assert m["check"]["passed"]
@@ -299,3 +318,14 @@ def test_torchrun_two_processes_match_single(tmp_path, trained_model, examples_d
     a = json.loads((single / "manifest.json").read_text())
     b = json.loads((multi / "manifest.json").read_text())
     assert [s["sha256"] for s in a["shards"]] == [s["sha256"] for s in b["shards"]]
+
+
+def test_top_k_comparison_accepts_ties_only():
+    ref = np.log(np.array([0.4, 0.2, 0.2 + 1e-7, 0.1, 0.05, 0.05]))
+    assert_top_k(ref, np.array([0, 2, 1]))  # 1 and 2 tie: either order
+    assert_top_k(ref, np.array([0, 1, 2]))
+    with pytest.raises(AssertionError):
+        assert_top_k(ref, np.array([0, 1, 3]))  # 3 is clearly below the top 3
+    with pytest.raises(AssertionError):
+        assert_top_k(ref, np.array([1, 0, 2]))  # 0 clearly before 1
+    assert_top_k(ref, np.array([0, 1, 2, 3, 5]))  # 4 and 5 tie at the boundary
