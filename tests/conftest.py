@@ -193,13 +193,26 @@ def random_model(tmp_path_factory, small_vocab) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, random_model, small_vocab, examples_dir) -> Path:
-    """The tiny model after plain masked-LM training on the fixture examples."""
-    from wwm_distill import teacher
-    from wwm_distill.data import Examples
+    """The tiny model after plain masked-LM training (distill-train without a cache) on the
+    fixture examples."""
+    from wwm_distill.trainer import TrainConfig, train
 
-    model = teacher.load_masked_lm(random_model)
-    teacher.train_mlm(model, Examples(examples_dir), steps=300, lr=2e-3, progress=False)
-    return save_model(model, tmp_path_factory.mktemp("m") / "trained", small_vocab)
+    run = tmp_path_factory.mktemp("m") / "trained-run"
+    train(
+        TrainConfig(
+            examples=str(examples_dir),
+            out=str(run),
+            student=str(random_model),
+            batch_size=32,
+            lr=2e-3,
+            warmup_steps=30,
+            max_steps=300,
+            eval_examples=0,
+            save_every=300,
+            progress=False,
+        )
+    )
+    return run / "student"
 
 
 @pytest.fixture(scope="session")

@@ -157,6 +157,16 @@ def test_rust_batches_match_python_reference(examples_dir, cache_dir):
         assert np.array_equal(b["input_ids"], batches.assemble(p)["input_ids"])
 
 
+def test_objective_without_teacher_is_plain_masked_lm():
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(12, 40, generator=g), torch.randint(0, 40, (12,), generator=g)
+    out = Objective(alpha_ce=0.0, alpha_cos=0.0, alpha_mlm=1.0)(logits, labels=labels)
+    torch.testing.assert_close(out["loss"], torch.nn.functional.cross_entropy(logits, labels))
+    assert "ce" not in out and "cos" not in out
+    with pytest.raises(ValueError, match="need a teacher cache"):
+        Objective()(logits, labels=labels)
+
+
 def test_split_is_fixed():
     a = split_indices(1000, 50, 3)
     b = split_indices(1000, 50, 3)
@@ -172,7 +182,9 @@ COMMON = (
 
 
 def train_args(out, examples_dir, cache_dir, model, *extra) -> list[str]:
-    paths = ["--examples", examples_dir, "--cache", cache_dir, "--out", out, "--init-from", model]
+    paths = ["--examples", examples_dir, "--out", out, "--init-from", model]
+    if cache_dir is not None:
+        paths += ["--cache", cache_dir]
     return [*map(str, paths), *COMMON, *map(str, extra)]
 
 
@@ -239,7 +251,7 @@ def test_resume_is_exact_and_outputs_load(tmp_path, examples_dir, cache_dir, tra
     evals = [
         json.loads(x)
         for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
-        if "eval_kd_loss" in x
+        if "eval_loss" in x
     ]
     assert evals and 0 <= evals[-1]["eval_teacher_top1_agreement"] <= 1
     plot = subprocess.run(
@@ -249,6 +261,45 @@ def test_resume_is_exact_and_outputs_load(tmp_path, examples_dir, cache_dir, tra
     )
     assert plot.returncode == 0, plot.stderr
     assert (tmp_path / "full" / "loss.png").stat().st_size > 1000
+
+
+def test_hard_label_training_without_cache(tmp_path, examples_dir, trained_model):
+    r = run_train(tmp_path / "hard", examples_dir, None, trained_model, "--max-steps", 4)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(x) for x in (tmp_path / "hard" / "metrics.jsonl").read_text().split()]
+    train = [x for x in records if "loss" in x]
+    assert train and all(x["loss"] == x["mlm"] and "ce" not in x for x in train)
+    evals = [x for x in records if "eval_loss" in x]
+    assert evals and "eval_teacher_top1_agreement" not in evals[-1]
+    assert abs(evals[-1]["eval_loss"] - evals[-1]["eval_mlm_loss"]) < 1e-9
+    assert (tmp_path / "hard" / "student" / "model.safetensors").is_file()
+    # a teacher from scratch: a bare config (no tokenizer beside it) takes the examples' vocab
+    cfg = tmp_path / "cfg" / "config.json"
+    cfg.parent.mkdir()
+    cfg.write_text(
+        json.dumps(
+            {
+                "hidden_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+                "max_position_embeddings": 64,
+            }
+        )
+    )
+    args = ["--examples", examples_dir, "--out", tmp_path / "scratch", "--config", cfg]
+    r = subprocess.run(
+        [*TRAIN, *map(str, args), *COMMON[2:], "--max-steps", "2"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    student = tmp_path / "scratch" / "student"
+    assert (student / "vocab.txt").read_bytes() == (trained_model / "vocab.txt").read_bytes()
+    assert json.loads((student / "config.json").read_text())["vocab_size"] == len(
+        (trained_model / "vocab.txt").read_text(encoding="utf-8").split()
+    )
+    # a loss that needs the teacher is refused without a cache
+    r = run_train(tmp_path / "no", examples_dir, None, trained_model, "--alpha-mlm", "0")
+    assert r.returncode != 0 and "--alpha-mlm" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_nan_loss_stops_with_last_good_checkpoint(tmp_path, examples_dir, cache_dir, trained_model):

@@ -22,6 +22,10 @@ def spread_layers(total: int, n: int) -> list[int]:
     return [round(i * (total - 1) / (n - 1)) for i in range(n)]
 
 
+def has_tokenizer(directory: Path) -> bool:
+    return (directory / "vocab.txt").is_file() or (directory / "tokenizer.json").is_file()
+
+
 def layer_container(model):
     enc = model.base_model.encoder
     if not hasattr(enc, "layer"):
@@ -86,8 +90,14 @@ def build_student(
         except (OSError, json.JSONDecodeError) as e:
             raise TeacherError(f"{cfg_path}: cannot read the config ({e})") from None
         model_type = cfg_dict.pop("model_type", "bert")
+        if examples is not None:  # sizes the examples fix, unless the config says otherwise
+            cfg_dict.setdefault("vocab_size", examples.manifest["vocab"]["size"])
+            cfg_dict.setdefault("pad_token_id", examples.pad_id)
         model = AutoModelForMaskedLM.from_config(AutoConfig.for_model(model_type, **cfg_dict))
         source = cfg_path.parent
+        if examples is not None and not has_tokenizer(source):
+            vocab = Path(examples.manifest["vocab"]["path"])  # the examples' own vocabulary
+            source = vocab if vocab.is_dir() else vocab.parent
     if examples is not None:
         check_vocab(source, examples, model)
     return model, source

@@ -215,6 +215,25 @@ def head_parameters(model) -> list[torch.nn.Parameter]:
     return [p for p in head.parameters() if p is not tied]
 
 
+@torch.no_grad()
+def reinit_head(model, seed: int = 0) -> None:
+    """Re-initialise the MLM head's own weights as ``from_pretrained`` does for a checkpoint
+    without them (normal(0, initializer_range), zero bias, LayerNorm 1/0): the untrained-head
+    trap of some released Chinese checkpoints, reproduced on a model of ours."""
+    gen = torch.Generator().manual_seed(seed)
+    std = getattr(model.config, "initializer_range", 0.02)
+    _, head = split_model(model)
+    for name, p in head.named_parameters():
+        if p is model.get_output_embeddings().weight:
+            continue
+        if "LayerNorm.weight" in name or "layer_norm.weight" in name:
+            p.fill_(1.0)
+        elif p.dim() > 1:
+            p.copy_(torch.randn(p.shape, generator=gen) * std)
+        else:
+            p.zero_()
+
+
 def fit_head(
     model_dir,
     examples_dir,

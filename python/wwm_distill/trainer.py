@@ -43,8 +43,8 @@ class TrainingError(TeacherError):
 @dataclass
 class TrainConfig:
     examples: str
-    cache: str
     out: str
+    cache: str | None = None  # None: hard-label masked-LM training (baseline, or a teacher)
     student: str | None = None
     init_from: str | None = None
     layers: list[int] | None = None
@@ -59,7 +59,7 @@ class TrainConfig:
     clip: float = 1.0
     alpha_ce: float = 1.0
     alpha_cos: float = 1.0
-    alpha_mlm: float = 0.0
+    alpha_mlm: float | None = None  # default: 0 with a cache, 1 without
     temperature: float = 1.0
     tail: str = "drop"
     eval_examples: int = 2000
@@ -75,10 +75,18 @@ class TrainConfig:
     loader_threads: int = 2
     progress: bool = True
     stop_at_step: int | None = None
+    stop_after_minutes: float | None = None
     dropout: float | None = None
 
     def objective(self) -> Objective:
-        return Objective(self.alpha_ce, self.alpha_cos, self.alpha_mlm, self.temperature, self.tail)
+        """The seed's CE + cosine from the cache; plain masked LM on the labels without one."""
+        if self.cache is None:
+            mlm = 1.0 if self.alpha_mlm is None else self.alpha_mlm
+            if mlm <= 0:
+                raise TrainingError("without --cache the loss is --alpha-mlm > 0 times the MLM CE")
+            return Objective(0.0, 0.0, mlm, self.temperature, self.tail)
+        mlm = 0.0 if self.alpha_mlm is None else self.alpha_mlm
+        return Objective(self.alpha_ce, self.alpha_cos, mlm, self.temperature, self.tail)
 
 
 # ----------------------------------------------------------------------------- data plan
@@ -188,9 +196,8 @@ class MaskedLM(torch.nn.Module):
 def forward_loss(net, b: dict, objective: Objective, autocast) -> dict[str, torch.Tensor]:
     with autocast:
         logits = net(b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"])
-    return objective(
-        logits.float(), b["teacher_ids"], b["teacher_logp"], b["teacher_tail"], b["masked_labels"]
-    ) | {"logits": logits}
+    teacher = [b.get(k) for k in ("teacher_ids", "teacher_logp", "teacher_tail")]
+    return objective(logits.float(), *teacher, b["masked_labels"]) | {"logits": logits}
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -238,7 +245,7 @@ def evaluate(
 ) -> dict:
     model.eval()
     n = hits = agree = 0
-    loss_sum = 0.0
+    loss_sum = mlm_sum = 0.0
     for s in range(0, eval_idx.size, micro):
         b = to_torch(batches.assemble(eval_idx[s : s + micro].astype(np.uint64)), device)
         out = forward_loss(MaskedLM(model), b, objective, autocast)
@@ -246,15 +253,20 @@ def evaluate(
         m = pred.numel()
         n += m
         hits += int((pred == b["masked_labels"]).sum())
-        agree += int((pred == b["teacher_ids"][:, 0]).sum())
+        if "teacher_ids" in b:
+            agree += int((pred == b["teacher_ids"][:, 0]).sum())
         loss_sum += float(out["loss"]) * m
+        mlm_sum += float(out["mlm"]) * m
     model.train()
-    return {
-        "eval_kd_loss": loss_sum / max(n, 1),
+    record = {
+        "eval_loss": loss_sum / max(n, 1),
+        "eval_mlm_loss": mlm_sum / max(n, 1),
         "eval_mlm_accuracy": hits / max(n, 1),
-        "eval_teacher_top1_agreement": agree / max(n, 1),
         "eval_positions": n,
     }
+    if objective.uses_teacher:
+        record["eval_teacher_top1_agreement"] = agree / max(n, 1)
+    return record
 
 
 # ----------------------------------------------------------------------------- training
@@ -279,7 +291,9 @@ def train(cfg: TrainConfig) -> dict:
     accum = cfg.batch_size // (micro * world)
 
     examples = Examples(cfg.examples)
-    TeacherCache(cfg.cache, examples)  # refuses a cache made from other examples
+    objective = cfg.objective()
+    if cfg.cache is not None:
+        TeacherCache(cfg.cache, examples)  # refuses a cache made from other examples
     batches = _core.Batches(cfg.examples, cfg.cache)
     train_idx, eval_idx = split_indices(len(examples), cfg.eval_examples, cfg.seed)
     lengths = None
@@ -331,7 +345,6 @@ def train(cfg: TrainConfig) -> dict:
     use_amp = device.type == "cuda" and amp_dtype is not None
     autocast = torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=use_amp)
     scaler = torch.amp.GradScaler(enabled=use_amp and cfg.dtype == "fp16")
-    objective = cfg.objective()
 
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
@@ -365,10 +378,11 @@ def train(cfg: TrainConfig) -> dict:
         dynamic_ncols=True,
     )
     t_last, samples = time.monotonic(), 0
+    started = t_last
     wait_s = rate = 0.0
     last = {}
     for step in range(start, cfg.max_steps):
-        sums = {"loss": 0.0, "ce": 0.0, "cos": 0.0, "mlm": 0.0}
+        sums: dict[str, float] = {}
         for a in range(accum):
             t = time.monotonic()
             b = to_torch(next(stream), device)
@@ -378,9 +392,9 @@ def train(cfg: TrainConfig) -> dict:
             with ctx:
                 out = forward_loss(net, b, objective, autocast)
                 scaler.scale(out["loss"] / accum).backward()
-            for k in sums:
+            for k in ("loss", "ce", "cos", "mlm"):
                 if k in out:
-                    sums[k] += float(out[k].detach()) / accum
+                    sums[k] = sums.get(k, 0.0) + float(out[k].detach()) / accum
             samples += b["input_ids"].shape[0] * world
         if not math.isfinite(sums["loss"]):
             good = latest_checkpoint(run)
@@ -418,7 +432,9 @@ def train(cfg: TrainConfig) -> dict:
                     **evaluate(model, batches, eval_idx, objective, device, autocast, micro),
                 }
             )
-        stopping = cfg.stop_at_step is not None and done >= cfg.stop_at_step
+        stopping = (cfg.stop_at_step is not None and done >= cfg.stop_at_step) or out_of_time(
+            cfg, started, world, device
+        )
         if done % cfg.save_every == 0 or done == cfg.max_steps or stopping:
             if rank == 0:
                 save_checkpoint(run, done, model, opt, sched, cfg)
@@ -434,6 +450,18 @@ def train(cfg: TrainConfig) -> dict:
     if tb is not None:
         tb.close()
     return last
+
+
+def out_of_time(cfg: TrainConfig, started: float, world: int, device) -> bool:
+    """``--stop-after-minutes`` spent (rank 0's clock decides for every process)."""
+    if cfg.stop_after_minutes is None:
+        return False
+    late = time.monotonic() - started > 60 * cfg.stop_after_minutes
+    if world > 1:
+        flag = torch.tensor([float(late)], device=device)
+        torch.distributed.broadcast(flag, 0)
+        late = bool(flag.item())
+    return late
 
 
 def save_student(model, source: Path, out: Path) -> None:

@@ -23,15 +23,17 @@ def plot(run: Path) -> list[Path]:
     lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(x) for x in lines if x.strip()]
     train = [r for r in records if "loss" in r]
-    evals = [r for r in records if "eval_kd_loss" in r]
+    evals = [r for r in records if "eval_loss" in r]
     written = []
     for name, rows, keys in [
-        ("loss.png", train, ["loss", "ce", "cos"]),
-        ("eval.png", evals, ["eval_kd_loss", "eval_mlm_accuracy", "eval_teacher_top1_agreement"]),
+        ("loss.png", train, ["loss", "ce", "cos", "mlm"]),
+        ("eval.png", evals, ["eval_loss", "eval_mlm_accuracy", "eval_teacher_top1_agreement"]),
     ]:
         if not rows:
             continue
-        fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5))
+        keys = [k for k in keys if any(k in r for r in rows)]
+        fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+        axes = axes[0]
         for ax, key in zip(axes, keys):
             pts = [(r["step"], r[key]) for r in rows if key in r]
             ax.plot([p[0] for p in pts], [p[1] for p in pts])

@@ -1,6 +1,8 @@
-"""``distill-train``: the student learns from the cached teacher (soft CE + cosine).
+"""``distill-train``: the student learns from the cached teacher (soft CE + cosine), or,
+without ``--cache``, from the masked labels alone (the hard-label baseline, or a teacher
+trained from scratch with ``--config``).
 
-distill-train --examples EX_DIR --cache TEACHER_DIR --out RUN_DIR
+distill-train --examples EX_DIR [--cache TEACHER_DIR] --out RUN_DIR
               (--student MODEL_DIR | --init-from MODEL_DIR [--layers 0,1,2 |
                --num-layers 3] | --config JSON) [options]
 """
@@ -20,22 +22,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Distil a student from a teacher cache. Rerunning with the same --out "
-        "resumes from the last checkpoint exactly.",
+        description="Distil a student from a teacher cache, or train a masked LM on the hard "
+        "labels (no --cache). Rerunning with the same --out resumes from the last checkpoint "
+        "exactly.",
     )
     p.add_argument("--examples", required=True, help="distill-prep output")
-    p.add_argument("--cache", required=True, help="distill-teacher output")
+    p.add_argument(
+        "--cache",
+        help="distill-teacher output; without it the loss is the hard-label masked-LM cross "
+        "entropy (CE and cosine terms off)",
+    )
     p.add_argument("--out", required=True, help="run directory")
     g = p.add_argument_group("student (one of)")
     g.add_argument("--student", help="Hugging Face masked-LM directory to start from")
     g.add_argument("--init-from", help="bigger model to take layers from")
     g.add_argument("--layers", help="with --init-from: layer indices, e.g. 0,5,11")
     g.add_argument("--num-layers", type=int, help="with --init-from: evenly spread layers")
-    g.add_argument("--config", help="config.json of a fresh, randomly initialised student")
+    g.add_argument(
+        "--config",
+        help="config.json of a fresh, randomly initialised model (vocab_size and the "
+        "tokenizer default to the examples')",
+    )
     g = p.add_argument_group("objective")
     g.add_argument("--alpha-ce", type=float, default=1.0)
     g.add_argument("--alpha-cos", type=float, default=1.0)
-    g.add_argument("--alpha-mlm", type=float, default=0.0)
+    g.add_argument(
+        "--alpha-mlm",
+        type=float,
+        default=None,
+        help="weight of the hard-label MLM cross entropy (default: 0 with --cache, 1 without)",
+    )
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--tail", choices=["drop", "renorm", "bucket"], default="drop")
     g = p.add_argument_group("optimisation")
@@ -76,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="checkpoint and stop after this step (rerun to continue)",
+    )
+    g.add_argument(
+        "--stop-after-minutes",
+        type=float,
+        default=None,
+        help="checkpoint and stop once this much time has passed (rerun to continue)",
     )
     g.add_argument("--quiet", action="store_true")
     return p
