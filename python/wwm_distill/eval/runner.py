@@ -149,7 +149,7 @@ def run_eval(
     models = unique(models)
     train_file = Path(train_file).resolve()
     eval_file = train_file if eval_file is None else Path(eval_file).resolve()
-    train, evaluation, labels = _load_splits(task, train_file, eval_file, hp, log, split)
+    train, evaluation, labels, full = _load_splits(task, train_file, eval_file, hp, log, split)
     device = pick_device(device)
     names = model_names(models)
     jobs = []
@@ -169,15 +169,15 @@ def run_eval(
                 return finetune(task, model, train, evaluation, hp, seed, labels, device, progress)
 
             jobs.append((key, names[model], f"{names[model]} seed {seed}", work))
+    n_train, n_eval = _count(len(train), full[0]), _count(len(evaluation), full[1])
     if split:
         source = (
-            f"data: `{train_file}`, split {split.describe()}: {len(train)} train / "
-            f"{len(evaluation)} test examples"
+            f"data: `{train_file}`, split {split.describe()}: {n_train} train / "
+            f"{n_eval} test examples"
         )
     else:
         source = (
-            f"train: `{train_file}` ({len(train)} examples)  \n"
-            f"eval: `{eval_file}` ({len(evaluation)} examples)"
+            f"train: `{train_file}` ({n_train} examples)  \neval: `{eval_file}` ({n_eval} examples)"
         )
     header = f"{source}  \nhyper-parameters: `{json.dumps(hp.as_dict())}`"
     return execute(task, jobs, out_dir, header, device, log)
@@ -278,6 +278,12 @@ def _load_splits(task, train_file: Path, eval_file: Path, hp, log, split=None):
         data.check_labels(eval_file, evaluation, labels)
         if len(labels) < 2:
             raise ValueError(f"{train_file}: one label only ({labels[0]}); nothing to learn")
+    full = (len(train), len(evaluation))
     train = data.subset(train, hp.max_train_examples)
     evaluation = data.subset(evaluation, hp.max_eval_examples)
-    return train, evaluation, labels
+    return train, evaluation, labels, full
+
+
+def _count(used: int, of: int) -> str:
+    """``1,000`` or, for a sample, ``1,000 of 3,913``."""
+    return f"{used:,}" if used == of else f"{used:,} of {of:,}"
