@@ -36,7 +36,18 @@ def one_thread():
 
 
 def reference(model_dir: Path, examples_dir: Path, indices=None, cache_dir: Path | None = None):
-    """Per-position float64 values from the full-sequence head, one example at a time."""
+    """Scores from the full-sequence head in float64, one example at a time (memoised)."""
+    key = (str(model_dir), str(examples_dir), None if indices is None else tuple(indices))
+    key += (str(cache_dir),)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = _reference(model_dir, examples_dir, indices, cache_dir)
+    return _REFERENCES[key]
+
+
+_REFERENCES: dict[tuple, dict] = {}
+
+
+def _reference(model_dir: Path, examples_dir: Path, indices, cache_dir: Path | None):
     model = teacher.load_masked_lm(model_dir)
     ex = Examples(examples_dir)
     cache = teacher.TeacherCache(cache_dir, ex) if cache_dir else None

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Fine-tune and score models on a Chinese task; mean ± std over seeds.",
+        description="Fine-tune and score models on a Chinese task (mean ± std over seeds), "
+        "or score their masked-LM heads on held-out distill-prep examples (--task mlm).",
         epilog=EPILOG,
     )
     p.add_argument("--task", required=True, choices=sorted(TASKS))
