@@ -246,6 +246,15 @@ def test_stratified_split_keeps_proportions(fraction):
     assert sorted(ex.label for ex in other) == sorted(ex.label for ex in test)
 
 
+def test_runs_of_earlier_results_files_still_match():
+    from wwm_distill.eval.runner import same_run
+
+    old = {"task": "lcqmc", "model": "/m", "seed": 0, "hparams": {"lr": 1.0}}  # no "split"
+    assert same_run(old, {**old, "split": None})
+    assert not same_run(old, {**old, "split": {"kind": "stratified"}})
+    assert not same_run(old, {**old, "seed": 1})
+
+
 def test_stratified_split_errors():
     examples = _labelled({"a": 3, "b": 3})
     for bad in (0.0, 1.0, -0.1, 1.5):
