@@ -213,6 +213,60 @@ def test_subset_is_fixed_and_in_order():
     assert data.subset(items, None) is items and data.subset(items, 500) is items
 
 
+def _labelled(counts: dict[str, int]) -> list[data.TextExample]:
+    """Examples of each label, interleaved as in a real file."""
+    out, line = [], 0
+    for i in range(max(counts.values())):
+        for label, n in counts.items():
+            if i < n:
+                line += 1
+                out.append(data.TextExample(f"{label}{i}", None, label, line))
+    return out
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.5])
+def test_stratified_split_keeps_proportions(fraction):
+    counts = {"体育": 97, "财经": 50, "科技": 13, "房产": 2, "家居": 1}
+    examples = _labelled(counts)
+    train, test = data.stratified_split(examples, fraction, seed=0)
+    # disjoint, complete, each in file order
+    assert len(train) + len(test) == len(examples)
+    assert not {ex.line for ex in train} & {ex.line for ex in test}
+    assert [ex.line for ex in train] == sorted(ex.line for ex in train)
+    assert [ex.line for ex in test] == sorted(ex.line for ex in test)
+    assert len(test) == round(fraction * len(examples))
+    for label, n in counts.items():
+        held = sum(ex.label == label for ex in test)
+        assert abs(held - fraction * n) < 1 + 1e-9  # within one example of the quota
+        assert sum(ex.label == label for ex in train) >= 1  # every label is learnt
+    # seeded: the same seed gives the same split, another seed another one
+    assert data.stratified_split(examples, fraction, seed=0) == (train, test)
+    other = data.stratified_split(examples, fraction, seed=1)[1]
+    assert [ex.line for ex in other] != [ex.line for ex in test]
+    assert sorted(ex.label for ex in other) == sorted(ex.label for ex in test)
+
+
+def test_runs_of_earlier_results_files_still_match():
+    from wwm_distill.eval.runner import same_run
+
+    old = {"task": "lcqmc", "model": "/m", "seed": 0, "hparams": {"lr": 1.0}}  # no "split"
+    assert same_run(old, {**old, "split": None})
+    assert not same_run(old, {**old, "split": {"kind": "stratified"}})
+    assert not same_run(old, {**old, "seed": 1})
+
+
+def test_stratified_split_errors():
+    examples = _labelled({"a": 3, "b": 3})
+    for bad in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="test fraction must be between 0 and 1"):
+            data.stratified_split(examples, bad)
+    with pytest.raises(ValueError, match="leaves no test example"):
+        data.stratified_split(examples, 0.01)
+    # a label with one example stays in train
+    train, test = data.stratified_split(_labelled({"a": 1, "b": 9}), 0.5)
+    assert [ex.label for ex in train].count("a") == 1 and len(test) == 5
+
+
 def test_find_split(tmp_path):
     assert find_split(FIX / "lcqmc", "train").name == "train.tsv"
     assert find_split(FIX / "lcqmc", "dev").name == "LCQMC_dev.csv"
@@ -430,10 +484,92 @@ def test_end_to_end_span(tmp_path, capsys, tiny_model):
     assert "| model | seeds | EM | F1 | Average | s / run |" in table
 
 
+THUCNEWS_TEXTS = {
+    "体育": "国家队在热身赛中以二比零战胜对手，主教练赛后表示满意",
+    "财经": "央行宣布下调存款准备金率，市场流动性将更加充裕",
+    "科技": "新款手机搭载自研芯片，续航和拍照都有明显提升",
+}
+
+
+def _thucnews_file(tmp_path: Path, per_label: int = 10) -> Path:
+    """A THUCNews-style JSON-lines file (benches/corpus.py): category, granularity, text."""
+    lines = []
+    for category, text in THUCNEWS_TEXTS.items():  # grouped by category, like the real file
+        for i in range(per_label):
+            record = {"category": category, "granularity": "sentence", "text": text[i:] + text[:i]}
+            lines.append(json.dumps(record, ensure_ascii=False))
+    path = tmp_path / "thucnews.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_end_to_end_one_file_split(tmp_path, capsys, tiny_model):
+    out = tmp_path / "results"
+    path = _thucnews_file(tmp_path)
+    args = ["--task", "thucnews", "--data", str(path), "--model", str(tiny_model)]
+    args += ["--seeds", "2", "--out", str(out), *FAST, "--epochs", "4"]
+    args += ["--test-fraction", "0.3", "--split-seed", "7"]
+    table, _ = _run(capsys, args)
+    runs = json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"]
+    assert len(runs) == 2
+    for run in runs:  # 3 of each label's 10 held out
+        assert run["n_train"] == 21 and run["n_eval"] == 9
+        assert run["split"] == {"kind": "stratified", "test_fraction": 0.3, "seed": 7}
+        assert run["train_file"] == run["eval_file"] == str(path.resolve())
+        assert 0.0 <= run["metrics"]["accuracy"] <= 100.0
+    md = (out / "results-thucnews.md").read_text(encoding="utf-8")
+    assert "stratified 70 / 30 (train / test), split seed 7: 21 train / 9 test" in md
+    _run(capsys, [*args, "--max-eval-examples", "5", "--out", str(tmp_path / "sample")])
+    md = (tmp_path / "sample" / "results-thucnews.md").read_text(encoding="utf-8")
+    assert "split seed 7: 21 train / 5 of 9 test examples" in md
+    assert "| tiny-bert | 2 |" in table
+    # the rerun skips; another split seed is another run
+    _, log = _run(capsys, args, quiet=False)
+    assert log.count("finished before, skipped") == 2
+    _run(capsys, [*args[:-1], "8", "--seeds", "1"])
+    runs = json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"]
+    assert len(runs) == 3 and runs[-1]["split"]["seed"] == 8
+
+
+def test_one_file_split_uses_the_default_fraction(tmp_path, capsys, tiny_model):
+    out = tmp_path / "results"
+    args = ["--task", "thucnews", "--data", str(_thucnews_file(tmp_path)), "--model"]
+    args += [str(tiny_model), "--seeds", "1", "--out", str(out), *FAST, "--epochs", "1"]
+    _run(capsys, args)
+    (run,) = json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"]
+    assert run["split"] == {"kind": "stratified", "test_fraction": 0.2, "seed": 0}
+    assert run["n_train"] == 24 and run["n_eval"] == 6
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
-        ([], "give --data DIR, or both --train FILE and --eval FILE"),
+        (["--data", str(FIX / "cmrc2018" / "cmrc2018_train.json"), "--task", "cmrc2018"],
+         "a span task needs separate train and dev files"),
+        (["--data", str(FIX / "lcqmc"), "--test-fraction", "0.2"],
+         "--test-fraction / --split-seed split one labelled file: give --data FILE"),
+        (["--data", str(FIX / "afqmc.jsonl"), "--test-fraction", "1"],
+         "--test-fraction must be between 0 and 1"),
+        (["--data", str(FIX / "nothing.jsonl")], "nothing.jsonl: no such file or directory"),
+        (["--data", str(FIX / "afqmc.jsonl"), "--train", str(FIX / "afqmc.jsonl")],
+         "either --data or --train/--eval"),
+        (["--data", str(FIX / "afqmc.jsonl")], "leaves no test example"),
+    ],
+)  # fmt: skip
+def test_one_file_split_errors(tmp_path, capsys, tiny_model, extra, message):
+    args = ["--task", "afqmc", "--model", str(tiny_model), "--out", str(tmp_path), *extra]
+    with pytest.raises(SystemExit) as e:
+        cli.main([*args, "--quiet"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("distill-eval: error: ") and err.count("\n") == 1
+    assert re.search(re.escape(message), err), err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "give --data DIR, --data FILE, or both --train FILE and --eval FILE"),
         (["--data", str(FIX)], "eval: no train split"),
         (["--data", str(FIX / "lcqmc"), "--task", "afqmc", "--model", str(FIX)], "no config.json"),
         (["--train", str(FIX / "afqmc.jsonl"), "--eval", str(FIX / "cmnli.jsonl")],
@@ -457,3 +593,4 @@ def test_help_documents_defaults(capsys):
     text = capsys.readouterr().out
     assert "2e-5" in text and "3e-5" in text and "--max-train-examples" in text
     assert "cmrc2018_dev.json" in text
+    assert "--test-fraction" in text and "--split-seed" in text and "stratified" in text

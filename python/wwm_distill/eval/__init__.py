@@ -8,7 +8,13 @@ Tasks (``--task``) and their families:
   are skipped);
 * single sentence: ``tnews``, ``thucnews`` (labels taken from the train split),
   ``chnsenticorp`` (0/1);
-* span extraction: ``cmrc2018``, ``drcd`` (SQuAD-format JSON; CMRC2018 metric).
+* span extraction: ``cmrc2018``, ``drcd`` (SQuAD-format JSON; CMRC2018 metric);
+* ``mlm``: no fine-tuning; masked-LM top-1 / top-5 accuracy, cross entropy and perplexity
+  on held-out ``distill-prep`` examples, and with a teacher cache top-1 agreement and KL
+  over the stored entries (``mlm``), one deterministic run per model.
+
+A pair or single-sentence task given one labelled file instead of train and dev splits
+gets a seeded stratified train/test split (``data.stratified_split``).
 
 Fine-tuning defaults (the Chinese BERT-wwm / CLUE baselines):
 
@@ -26,9 +32,10 @@ max answer length   -            30 tokens
 n-best              -            20
 ==================  ===========  ==========
 
-Modules: ``tasks`` (task registry, split files), ``data`` (format loaders), ``features``
-(encoding, sliding windows, span decoding), ``metrics``, ``finetune`` (one run),
-``runner`` (all runs, ``results.json``), ``report`` (Markdown tables).
+Modules: ``tasks`` (task registry, split files), ``data`` (format loaders, stratified
+split), ``features`` (encoding, sliding windows, span decoding), ``metrics``, ``finetune``
+(one run), ``mlm`` (masked-LM scores of one model), ``runner`` (all runs, ``results.json``),
+``report`` (Markdown tables).
 """
 
 from wwm_distill.eval.tasks import TASKS, Task, find_split

@@ -95,6 +95,42 @@ def subset(examples: list, n: int | None, seed: int = 0) -> list:
     return [examples[i] for i in keep]
 
 
+def stratified_split(
+    examples: list[TextExample], test_fraction: float, seed: int = 0
+) -> tuple[list[TextExample], list[TextExample]]:
+    """A seeded stratified (train, test) split of one labelled file, both in file order.
+
+    Every label gives ``test_fraction`` of its examples to the test part, the counts
+    apportioned by largest remainder so the test part holds ``round(test_fraction * n)``
+    examples and each label's share is within one example of its exact quota; a label
+    always keeps at least one training example. The same ``seed`` gives the same split."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test fraction must be between 0 and 1, not {test_fraction}")
+    by_label: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_label.setdefault(ex.label, []).append(i)
+    labels = sorted(by_label)
+    quota = {lab: test_fraction * len(by_label[lab]) for lab in labels}
+    take = {lab: min(int(quota[lab]), len(by_label[lab]) - 1) for lab in labels}
+    wanted = round(test_fraction * len(examples))
+    # the remaining test places go to the labels with the largest fractional quotas
+    for lab in sorted(labels, key=lambda lab: (take[lab] - quota[lab], lab)):
+        if sum(take.values()) >= wanted:
+            break
+        if take[lab] < len(by_label[lab]) - 1:
+            take[lab] += 1
+    rng = random.Random(seed)
+    test: set[int] = set()
+    for lab in labels:
+        test.update(rng.sample(by_label[lab], take[lab]))
+    if not test:
+        raise ValueError(
+            f"{len(examples)} examples: a test fraction of {test_fraction} leaves no test example"
+        )
+    train = [ex for i, ex in enumerate(examples) if i not in test]
+    return train, [ex for i, ex in enumerate(examples) if i in test]
+
+
 # ----------------------------------------------------------------------------- classification
 
 

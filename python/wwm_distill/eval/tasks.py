@@ -1,4 +1,5 @@
-"""The tasks ``distill-eval`` knows: family, label set and the names of their split files."""
+"""The tasks ``distill-eval`` knows: family, label set and the names of their split files
+(``mlm`` scores the masked-LM head on ``distill-prep`` examples instead of fine-tuning)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PAIR, SINGLE, SPAN = "pair", "single", "span"
+PAIR, SINGLE, SPAN, MLM = "pair", "single", "span", "mlm"
 NLI_LABELS = ("contradiction", "entailment", "neutral")
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    family: str  # pair | single | span
+    family: str  # pair | single | span | mlm
     labels: tuple[str, ...] | None = None  # None: discovered from the train split
     aliases: dict[str, str] = field(default_factory=dict)  # label spellings -> label
     ignore: tuple[str, ...] = ()  # labels whose records are skipped (no gold label)
@@ -21,7 +22,7 @@ class Task:
     @property
     def metric(self) -> str:
         """The metric the summary table leads with."""
-        return "average" if self.family == SPAN else "accuracy"
+        return {SPAN: "average", MLM: "top1"}.get(self.family, "accuracy")
 
 
 TASKS = {
@@ -36,6 +37,7 @@ TASKS = {
         Task("thucnews", SINGLE),
         Task("cmrc2018", SPAN),
         Task("drcd", SPAN),
+        Task("mlm", MLM),  # masked-LM scores on distill-prep examples, no fine-tuning
     )
 }
 
