@@ -266,7 +266,9 @@ def test_resume_is_exact_and_outputs_load(tmp_path, examples_dir, cache_dir, tra
 def test_hard_label_training_without_cache(tmp_path, examples_dir, trained_model):
     r = run_train(tmp_path / "hard", examples_dir, None, trained_model, "--max-steps", 4)
     assert r.returncode == 0, r.stderr
-    records = [json.loads(x) for x in (tmp_path / "hard" / "metrics.jsonl").read_text().split()]
+    records = [
+        json.loads(x) for x in (tmp_path / "hard" / "metrics.jsonl").read_text().splitlines()
+    ]
     train = [x for x in records if "loss" in x]
     assert train and all(x["loss"] == x["mlm"] and "ce" not in x for x in train)
     evals = [x for x in records if "eval_loss" in x]
