@@ -7,6 +7,7 @@ scratch in a temporary directory, laid out like bert-base-chinese (specials at 0
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -174,6 +175,21 @@ def examples_dir(tmp_path_factory, zh_docs, small_vocab) -> Path:
     return d / "ex"
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+    """Shared models and caches are built with one intra-op thread, whichever test asks for
+    them first: trained weights differ in the last bits between thread counts (and CPUs), so
+    a failure must not depend on which test ran first."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def save_model(model, path: Path, vocab_dir: Path) -> Path:
     model.save_pretrained(path)
     shutil.copy(vocab_dir / "vocab.txt", path / "vocab.txt")
@@ -198,20 +214,21 @@ def trained_model(tmp_path_factory, random_model, small_vocab, examples_dir) -> 
     from wwm_distill.trainer import TrainConfig, train
 
     run = tmp_path_factory.mktemp("m") / "trained-run"
-    train(
-        TrainConfig(
-            examples=str(examples_dir),
-            out=str(run),
-            student=str(random_model),
-            batch_size=32,
-            lr=2e-3,
-            warmup_steps=30,
-            max_steps=300,
-            eval_examples=0,
-            save_every=300,
-            progress=False,
+    with one_torch_thread():
+        train(
+            TrainConfig(
+                examples=str(examples_dir),
+                out=str(run),
+                student=str(random_model),
+                batch_size=32,
+                lr=2e-3,
+                warmup_steps=30,
+                max_steps=300,
+                eval_examples=0,
+                save_every=300,
+                progress=False,
+            )
         )
-    )
     return run / "student"
 
 
@@ -221,12 +238,13 @@ def cache_dir(tmp_path_factory, trained_model, examples_dir) -> Path:
     from wwm_distill import teacher
 
     out = tmp_path_factory.mktemp("cache") / "teacher"
-    teacher.run_teacher(
-        trained_model,
-        examples_dir,
-        out,
-        mode=teacher.Mode("topk", k=8),
-        batch_size=16,
-        progress=False,
-    )
+    with one_torch_thread():
+        teacher.run_teacher(
+            trained_model,
+            examples_dir,
+            out,
+            mode=teacher.Mode("topk", k=8),
+            batch_size=16,
+            progress=False,
+        )
     return out

@@ -23,7 +23,8 @@ from wwm_distill.data import Examples  # noqa: E402
 
 
 def full_reference(model_dir: Path, examples_dir: Path):
-    """Full-sequence logits at every masked position, in example order (float64)."""
+    """Full-sequence logits (float32, one example at a time) at every masked position, in
+    example order, with the log-softmax in float64."""
     model = teacher.load_masked_lm(model_dir)
     ex = Examples(examples_dir)
     out = []
@@ -304,8 +305,7 @@ def test_torchrun_two_processes_match_single(tmp_path, trained_model, examples_d
             "torch.distributed.run",
             "--nproc_per_node",
             "2",
-            "--master_port",
-            "29517",
+            "--standalone",
             "-m",
             "wwm_distill.cli.teacher",
             *args,
