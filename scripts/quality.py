@@ -130,15 +130,15 @@ PRESETS = {
         teacher_dupe=2,
         student_docs=0.15,
         heldout_docs=0.05,
-        teacher=bert(256, 2, 32, dropout=0.0),
-        teacher_steps=800,
+        teacher=bert(128, 2, 32, dropout=0.0),
+        teacher_steps=600,
         teacher_batch=64,
         teacher_lr=2e-3,
         student_layers=[1],
-        fresh=bert(128, 1, 32),
-        student_steps=200,
+        fresh=bert(64, 1, 32),
+        student_steps=150,
         student_batch=64,
-        student_lr=1e-3,
+        student_lr=2e-3,
         seeds=[0],
         variants=[],
         variant_seeds=[],
@@ -150,22 +150,22 @@ PRESETS = {
         thucnews_models="main",
         heldout_eval_examples=2000,
     ),
-    # benches/bench_quality.py --scale cpu: <= 60 min on 2 cores
+    # benches/bench_quality.py --scale cpu: about an hour on 2 cores
     "cpu": Preset(
-        seq=64,
-        stride=32,
+        seq=32,
+        stride=16,
         teacher_dupe=2,
         student_docs=0.15,
         heldout_docs=0.05,
-        teacher=bert(256, 2, 64, dropout=0.0),
-        teacher_steps=1500,
-        teacher_batch=32,
+        teacher=bert(128, 2, 32, dropout=0.0),
+        teacher_steps=2000,
+        teacher_batch=64,
         teacher_lr=2e-3,
         student_layers=[1],
-        fresh=bert(128, 1, 64),
-        student_steps=200,
-        student_batch=32,
-        student_lr=1e-3,
+        fresh=bert(64, 1, 32),
+        student_steps=150,
+        student_batch=64,
+        student_lr=2e-3,
         seeds=[0, 1, 2],
         variants=[
             "seed+mlm",
@@ -183,8 +183,9 @@ PRESETS = {
         thucnews_train=2000,
         thucnews_eval=1000,
         thucnews_epochs=2,
-        thucnews_seeds=3,
+        thucnews_seeds=1,
         thucnews_models="main",
+        heldout_eval_examples=2000,
     ),
     # benches/bench_quality.py --scale gpu: one H200, <= 25 min in all, no stage over 8 min
     "gpu": Preset(
@@ -430,17 +431,25 @@ class Experiment:
         if done.is_file():
             return
         self.path("trap").mkdir(parents=True, exist_ok=True)
-        examples = self.path("data", "student-ex")
+        examples = self.path("data", "teacher-ex")
         ex = Examples(examples)
+        n_check = min(teacher.CHECK_EXAMPLES, len(ex) // 4)
         model = teacher.load_masked_lm(self.teacher_dir)
-        before = teacher.check_head(model, ex)
+        before = teacher.check_head(model, ex, n_check)
         teacher.reinit_head(model, seed=0)
         broken = self.path("trap", "broken")
         model.save_pretrained(broken)
         shutil.copy(self.teacher_dir / "vocab.txt", broken / "vocab.txt")
-        broken_check = teacher.check_head(model, ex)
+        broken_check = teacher.check_head(model, ex, n_check)
         try:
-            teacher.run_teacher(broken, examples, self.path("trap", "cache"), progress=False)
+            teacher.run_teacher(
+                broken,
+                examples,
+                self.path("trap", "cache"),
+                check_examples=n_check,
+                device=self.preset.device,
+                progress=False,
+            )
             refused, message = False, ""
         except teacher.TeacherError as e:
             refused, message = True, str(e).split("\n")[0]
@@ -451,6 +460,7 @@ class Experiment:
             self.path("trap", "fixed"),
             steps=max(50, self.preset.student_steps),
             lr=1e-2 if self.preset.device == "cpu" else 3e-3,
+            check_examples=n_check,
             device=self.preset.device,
             progress=self.progress,
         )
