@@ -68,3 +68,19 @@ def test_verdict_states_the_spread():
     assert "more than the spread over 3 seeds" in v
     assert "fresh student: distilled does not beat" in v and "within the spread" in v
     assert "THUCNews accuracy +0.00" in v
+
+
+@pytest.mark.parametrize("name", sorted(quality.PRESETS))
+def test_presets_are_consistent(name):
+    """Every preset, the GPU ones included (they cannot run here), fits together."""
+    p = quality.PRESETS[name]
+    for cfg in (p.teacher, p.fresh):
+        assert cfg["hidden_size"] % cfg["num_attention_heads"] == 0
+        assert cfg["max_position_embeddings"] >= p.seq
+    assert all(0 <= i < p.teacher["num_hidden_layers"] for i in p.student_layers)
+    assert 0 < p.stride <= p.seq - 2
+    for v in ["seed", *p.variants]:
+        cache = quality.VARIANTS[v].cache
+        assert cache in p.caches and cache in quality.CACHES
+    assert set(p.caches) <= set(quality.CACHES) and p.seeds and p.thucnews_seeds >= 1
+    assert not p.variants or p.variant_seeds
