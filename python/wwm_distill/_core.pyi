@@ -74,7 +74,9 @@ class CacheWriter:
         sample_n: int = 0,
         block_examples: int = 256,
         level: int = 3,
-    ) -> None: ...
+        format_version: int = 2,
+    ) -> None:
+        """`format_version` 1 writes the old layout (tests and comparisons only)."""
     def push(
         self,
         positions_per_example: npt.NDArray[np.uint16],
@@ -95,6 +97,7 @@ class CacheReader:
     n_examples: int
     n_positions: int
     n_blocks: int
+    version: int
     mode: str
     k_max: int
     step: float
