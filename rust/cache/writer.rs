@@ -31,15 +31,23 @@ fn checked_id(p: &CacheParams, id: i64) -> Result<u32> {
     Ok(id as u32)
 }
 
-/// Encodes one block (raw, before zstd); `map` is format 2's id table (None: format 1).
-/// Layout in docs/FORMATS.md.
+/// One block's payload (raw, before zstd) and where its parts end: the per-example and
+/// per-position part, each id byte plane, the values. Format 2 compresses each part into
+/// its own zstd frame, so each frame sees homogeneous bytes.
+struct RawBlock {
+    payload: Vec<u8>,
+    part_ends: Vec<usize>,
+}
+
+/// Encodes one block; `map` is format 2's id table (None: format 1). Layout in
+/// docs/FORMATS.md.
 fn encode_block(
     p: &CacheParams,
     map: Option<&IdMap>,
     c: &Chunk,
     ex: std::ops::Range<usize>,
     pos: std::ops::Range<usize>,
-) -> Result<Vec<u8>> {
+) -> Result<RawBlock> {
     let n_pos = pos.len();
     let entries: usize = c.k[pos.clone()].iter().map(|&k| k as usize).sum();
     let mut out = Vec::with_capacity(8 + ex.len() * 2 + n_pos * 6 + entries * (p.id_bytes + 2));
@@ -60,6 +68,7 @@ fn encode_block(
     for &t in &c.tail[pos.clone()] {
         out.extend_from_slice(&t.to_le_bytes());
     }
+    let mut part_ends = vec![out.len()];
     // ids (format 1) or their ranks (format 2), as byte planes
     let mut coded = Vec::with_capacity(entries);
     for q in pos.clone() {
@@ -69,6 +78,8 @@ fn encode_block(
         }
     }
     put_planes(&mut out, &coded, p.id_bytes);
+    let ids_start = part_ends[0];
+    part_ends.extend((1..=p.id_bytes).map(|plane| ids_start + plane * entries));
     // values: per position the first quantised value, then deltas (non-negative because
     // entries are sorted), as LEB128 varints; counts in sample mode.
     for q in pos {
@@ -98,7 +109,11 @@ fn encode_block(
             }
         }
     }
-    Ok(out)
+    part_ends.push(out.len());
+    Ok(RawBlock {
+        payload: out,
+        part_ends,
+    })
 }
 
 /// Appends blocks to `teacher-NNNNN.tkc.tmp`; `finish` writes the id table (format 2),
@@ -227,7 +242,21 @@ impl CacheWriter {
                     .map(|&n| n as usize)
                     .sum::<usize>();
             let raw = encode_block(&self.params, self.map.as_ref(), c, ex0..ex1, pos0..pos1)?;
-            let comp = compress(&raw, self.level)?;
+            let comp = if self.version >= 2 {
+                // one zstd frame per non-empty part, concatenated
+                let mut comp = Vec::new();
+                let mut start = 0;
+                for &end in &raw.part_ends {
+                    if end > start {
+                        comp.extend(compress(&raw.payload[start..end], self.level)?);
+                    }
+                    start = end;
+                }
+                comp
+            } else {
+                compress(&raw.payload, self.level)?
+            };
+            let raw = raw.payload;
             self.file.write(&comp)?;
             self.n_entries += c.k[pos0..pos1].iter().map(|&k| k as u64).sum::<u64>();
             self.index.push(IndexEntry {
