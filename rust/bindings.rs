@@ -246,7 +246,7 @@ struct PyCacheWriter(Mutex<Option<CacheWriter>>);
 #[pymethods]
 impl PyCacheWriter {
     #[new]
-    #[pyo3(signature = (path, mode, k_max, id_bytes=2, step=0.019, sample_n=0, block_examples=256, level=3, format_version=cache::VERSION))]
+    #[pyo3(signature = (path, mode, k_max, id_bytes=2, step=0.019, sample_n=0, block_examples=256, level=None, format_version=cache::VERSION))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: PathBuf,
@@ -256,9 +256,10 @@ impl PyCacheWriter {
         step: f32,
         sample_n: u32,
         block_examples: usize,
-        level: i32,
+        level: Option<i32>,
         format_version: u32,
     ) -> PyResult<Self> {
+        let level = level.unwrap_or_else(|| cache::default_level(format_version));
         let params = CacheParams {
             mode: Mode::parse(mode).map_err(to_py)?,
             id_bytes,

@@ -11,7 +11,7 @@ mod writer;
 
 pub use format::{FOOTER_MAGIC, HEADER_BYTES, INDEX_ENTRY_BYTES, MAGIC, Q_MAX, VERSION, VERSIONS};
 pub use reader::CacheReader;
-pub use writer::CacheWriter;
+pub use writer::{default_level, CacheWriter};
 
 use crate::error::{Error, Result};
 
