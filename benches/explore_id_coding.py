@@ -179,6 +179,13 @@ def main() -> None:
              total(lambda p0, p1, s: planes(rank_m[ids[p0:p1][s]]),  # noqa: B023
                    split=2, table=table_bytes(rank_m, n_m, 3)))
         )  # fmt: skip
+    for c in (64, 128):
+        rows.append(
+            (f"rank remap (first {a.table_examples}), byte code (c = {c}), a frame per part, "
+             "zstd level 6",
+             total(lambda p0, p1, s: byte_code(rank_first[ids[p0:p1][s]], c),  # noqa: B023
+                   level=6, split=2, table=table_bytes(rank_first, n_first, 6)))
+        )  # fmt: skip
     for level in (1, 6, 9):
         rows.append(
             (f"rank remap (first {a.table_examples}), planes, a frame per part, zstd level {level}",
