@@ -374,6 +374,21 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_id_table_length_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.tkc");
+        let mut w = CacheWriter::create(&path, params(Mode::TopK), 4, 3).unwrap();
+        w.push(&whole(&outputs(Mode::TopK, 10, 3))).unwrap();
+        w.finish().unwrap();
+        let mut data = std::fs::read(&path).unwrap();
+        let at = data.len() - format::Footer::bytes(2) + 48; // table_ids
+        data[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&path, &data).unwrap();
+        let e = CacheReader::open(&path, 2).err().unwrap().to_string();
+        assert!(e.contains("id table") && e.contains("t.tkc"), "{e}");
+    }
+
+    #[test]
     fn unknown_versions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.tkc");

@@ -10,6 +10,7 @@ use memmap2::Mmap;
 
 use super::format::{
     get_planes, read_varint, Footer, Header, IdMap, IndexEntry, HEADER_BYTES, INDEX_ENTRY_BYTES,
+    RANK_ID_LIMIT,
 };
 use super::{CacheParams, Gathered, Mode};
 use crate::error::{Error, IoContext, Result};
@@ -101,6 +102,9 @@ impl CacheReader {
                     return Err(bad("id table checksum mismatch"));
                 }
                 let n = t.n_ids as usize;
+                if t.n_ids > RANK_ID_LIMIT {
+                    return Err(bad("id table too long")); // before allocating for it
+                }
                 let raw_len = n
                     .checked_mul(h.id_bytes as usize)
                     .ok_or_else(|| bad("id table too long"))?;
