@@ -33,7 +33,7 @@ fn compress(raw: &[u8], level: i32) -> Result<Vec<u8>> {
     enc.compress(raw).map_err(zstd_err)
 }
 
-/// The id of entry `j` of position `q`, checked against the id width.
+/// A token id, checked against the id width.
 fn checked_id(p: &CacheParams, id: i64) -> Result<u32> {
     if id < 0 || (p.id_bytes == 2 && id > u16::MAX as i64) || id > u32::MAX as i64 {
         return Err(Error::Invalid(format!(
