@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::batch::{Batch, Dataset, Loader};
-use crate::cache::{CacheParams, CacheReader, CacheWriter, Chunk, Mode};
+use crate::cache::{self, CacheParams, CacheReader, CacheWriter, Chunk, Mode};
 use crate::error::Error;
 use crate::prep::{PrepConfig, Progress};
 use crate::segment::{continuation_marks, Segmenter};
@@ -246,7 +246,7 @@ struct PyCacheWriter(Mutex<Option<CacheWriter>>);
 #[pymethods]
 impl PyCacheWriter {
     #[new]
-    #[pyo3(signature = (path, mode, k_max, id_bytes=2, step=0.019, sample_n=0, block_examples=256, level=3))]
+    #[pyo3(signature = (path, mode, k_max, id_bytes=2, step=0.019, sample_n=0, block_examples=256, level=None, format_version=cache::VERSION))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: PathBuf,
@@ -256,8 +256,10 @@ impl PyCacheWriter {
         step: f32,
         sample_n: u32,
         block_examples: usize,
-        level: i32,
+        level: Option<i32>,
+        format_version: u32,
     ) -> PyResult<Self> {
+        let level = level.unwrap_or_else(|| cache::default_level(format_version));
         let params = CacheParams {
             mode: Mode::parse(mode).map_err(to_py)?,
             id_bytes,
@@ -265,7 +267,8 @@ impl PyCacheWriter {
             step,
             sample_n,
         };
-        let w = CacheWriter::create(&path, params, block_examples, level).map_err(to_py)?;
+        let w = CacheWriter::create_version(&path, params, block_examples, level, format_version)
+            .map_err(to_py)?;
         Ok(Self(Mutex::new(Some(w))))
     }
 
@@ -361,6 +364,11 @@ impl PyCacheReader {
     #[getter]
     fn mode(&self) -> &'static str {
         self.0.params.mode.name()
+    }
+    /// Format version of the file (1 or 2).
+    #[getter]
+    fn version(&self) -> u32 {
+        self.0.version
     }
     #[getter]
     fn k_max(&self) -> usize {

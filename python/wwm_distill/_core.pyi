@@ -73,8 +73,11 @@ class CacheWriter:
         step: float = 0.019,
         sample_n: int = 0,
         block_examples: int = 256,
-        level: int = 3,
-    ) -> None: ...
+        level: int | None = None,
+        format_version: int = 2,
+    ) -> None:
+        """`format_version` 1 writes the old layout (tests and comparisons only); `level`
+        (zstd) defaults to the format's: 6 for format 2, 3 for format 1."""
     def push(
         self,
         positions_per_example: npt.NDArray[np.uint16],
@@ -95,6 +98,7 @@ class CacheReader:
     n_examples: int
     n_positions: int
     n_blocks: int
+    version: int
     mode: str
     k_max: int
     step: float

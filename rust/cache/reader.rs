@@ -1,0 +1,330 @@
+//! Reading a shard: memory-mapped, blocks decoded on demand into a small LRU. Formats 1
+//! and 2 decode to the same values.
+
+use std::fs::File;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use memmap2::Mmap;
+
+use super::format::{
+    get_planes, read_varint, Footer, Header, IdMap, IndexEntry, HEADER_BYTES, INDEX_ENTRY_BYTES,
+    RANK_ID_LIMIT,
+};
+use super::{CacheParams, Gathered, Mode};
+use crate::error::{Error, IoContext, Result};
+
+/// A decoded block: entries of every position, values as float log-probs.
+struct Block {
+    /// Position offsets of the block's examples (len n_examples + 1).
+    ex_pos: Vec<u32>,
+    /// Entry offsets of the block's positions (len n_positions + 1).
+    pos_entry: Vec<u32>,
+    tail: Vec<f32>,
+    ids: Vec<u32>,
+    logp: Vec<f32>,
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    at: usize,
+    what: &'a str,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len());
+        match end {
+            Some(e) => {
+                let s = &self.buf[self.at..e];
+                self.at = e;
+                Ok(s)
+            }
+            None => Err(Error::data(self.what, "block payload is truncated")),
+        }
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+}
+
+/// A memory-mapped cache shard with a small LRU of decoded blocks.
+pub struct CacheReader {
+    pub path: PathBuf,
+    map: Mmap,
+    pub params: CacheParams,
+    /// Format version of the file (1 or 2).
+    pub version: u32,
+    pub n_examples: u64,
+    pub n_positions: u64,
+    index: Vec<IndexEntry>,
+    /// Format 2: rank → id.
+    ids: Option<IdMap>,
+    lru: Mutex<lru::LruCache<usize, Arc<Block>>>,
+}
+
+impl CacheReader {
+    pub fn open(path: &Path, lru_blocks: usize) -> Result<Self> {
+        let file = File::open(path).at(path)?;
+        // SAFETY: cache files are written once (temp + rename) and never modified after.
+        let map = unsafe { Mmap::map(&file) }.at(path)?;
+        let bad = |m: &str| Error::data(path.display().to_string(), m.to_string());
+        let h = Header::decode(&map).map_err(|m| bad(&m))?;
+        let footer_bytes = Footer::bytes(h.version);
+        if map.len() < HEADER_BYTES + footer_bytes {
+            return Err(bad("truncated (no footer)"));
+        }
+        let foot = map.len() - footer_bytes;
+        let f = Footer::decode(&map[foot..], h.version).map_err(bad)?;
+        if crc32fast::hash(&map[..HEADER_BYTES]) != f.header_crc {
+            return Err(bad("header checksum mismatch"));
+        }
+        let index_len = (f.n_blocks as usize).checked_mul(INDEX_ENTRY_BYTES);
+        let index_offset = f.index_offset as usize;
+        if index_len.and_then(|l| l.checked_add(index_offset)) != Some(foot) {
+            return Err(bad("block index does not fit the file (truncated?)"));
+        }
+        let idx = &map[index_offset..foot];
+        if crc32fast::hash(idx) != f.index_crc {
+            return Err(bad("block index checksum mismatch"));
+        }
+        // the blocks end where the id table (format 2) or the index (format 1) starts
+        let blocks_end = match f.table {
+            Some(t) if t.offset >= HEADER_BYTES as u64 && t.offset <= f.index_offset => t.offset,
+            Some(_) => return Err(bad("id table does not fit the file")),
+            None => f.index_offset,
+        };
+        let ids = match f.table {
+            Some(t) => {
+                let comp = &map[t.offset as usize..index_offset];
+                if crc32fast::hash(comp) != t.crc {
+                    return Err(bad("id table checksum mismatch"));
+                }
+                let n = t.n_ids as usize;
+                if t.n_ids > RANK_ID_LIMIT {
+                    return Err(bad("id table too long")); // before allocating for it
+                }
+                let raw_len = n
+                    .checked_mul(h.id_bytes as usize)
+                    .ok_or_else(|| bad("id table too long"))?;
+                let raw = zstd::bulk::decompress(comp, raw_len)
+                    .map_err(|e| bad(&format!("id table: zstd: {e}")))?;
+                if raw.len() != raw_len {
+                    return Err(bad("id table size differs from the footer"));
+                }
+                let table = get_planes(&raw, n, h.id_bytes as usize);
+                Some(IdMap::from_table(table).map_err(bad)?)
+            }
+            None => None,
+        };
+        let mut index = Vec::with_capacity(f.n_blocks as usize);
+        let (mut next_ex, mut next_off, mut pos_total) = (0u64, HEADER_BYTES as u64, 0u64);
+        for (b, raw) in idx.chunks_exact(INDEX_ENTRY_BYTES).enumerate() {
+            let e = IndexEntry::decode(raw);
+            if e.offset != next_off || e.first_example != next_ex || e.n_examples == 0 {
+                return Err(bad(&format!("block {b}: index entry out of sequence")));
+            }
+            next_off = e.offset.saturating_add(e.comp_len);
+            next_ex += e.n_examples as u64;
+            pos_total += e.n_positions as u64;
+            index.push(e);
+        }
+        if next_off != blocks_end || next_ex != f.n_examples || pos_total != f.n_positions {
+            return Err(bad("block index disagrees with the footer"));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+            params: CacheParams {
+                mode: h.mode,
+                id_bytes: h.id_bytes as usize,
+                k_max: h.k_max as usize,
+                step: h.step,
+                sample_n: h.sample_n,
+            },
+            version: h.version,
+            n_examples: f.n_examples,
+            n_positions: f.n_positions,
+            index,
+            ids,
+            lru: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(lru_blocks.max(1)).unwrap(),
+            )),
+        })
+    }
+
+    pub fn n_blocks(&self) -> usize {
+        self.index.len()
+    }
+
+    fn block_of(&self, example: u64) -> usize {
+        self.index
+            .partition_point(|e| e.first_example + e.n_examples as u64 <= example)
+    }
+
+    fn block(&self, b: usize) -> Result<Arc<Block>> {
+        if let Some(blk) = self.lru.lock().unwrap().get(&b) {
+            return Ok(blk.clone());
+        }
+        let blk = Arc::new(self.decode(b)?);
+        self.lru.lock().unwrap().put(b, blk.clone());
+        Ok(blk)
+    }
+
+    fn decode(&self, b: usize) -> Result<Block> {
+        let e = &self.index[b];
+        let what = format!("{} block {b}", self.path.display());
+        let bad = |m: &str| Error::data(what.clone(), m.to_string());
+        let comp = &self.map[e.offset as usize..(e.offset + e.comp_len) as usize];
+        if crc32fast::hash(comp) != e.crc {
+            return Err(bad("checksum mismatch (corrupted)"));
+        }
+        let raw = zstd::bulk::decompress(comp, e.raw_len as usize)
+            .map_err(|err| bad(&format!("zstd: {err}")))?;
+        if raw.len() != e.raw_len as usize {
+            return Err(bad("decoded size differs from the index"));
+        }
+        let mut c = Cursor {
+            buf: &raw,
+            at: 0,
+            what: &what,
+        };
+        let n_ex = c.u32()? as usize;
+        let n_pos = c.u32()? as usize;
+        if n_ex != e.n_examples as usize || n_pos != e.n_positions as usize {
+            return Err(bad("block header disagrees with the index"));
+        }
+        let mut ex_pos = Vec::with_capacity(n_ex + 1);
+        ex_pos.push(0u32);
+        for ch in c.take(n_ex * 2)?.chunks_exact(2) {
+            let n = u16::from_le_bytes([ch[0], ch[1]]) as u32;
+            ex_pos.push(ex_pos.last().unwrap() + n);
+        }
+        if *ex_pos.last().unwrap() as usize != n_pos {
+            return Err(bad("positions per example do not add up"));
+        }
+        let mut pos_entry = Vec::with_capacity(n_pos + 1);
+        pos_entry.push(0u32);
+        for ch in c.take(n_pos * 2)?.chunks_exact(2) {
+            let k = u16::from_le_bytes([ch[0], ch[1]]) as u32;
+            if k as usize > self.params.k_max {
+                return Err(bad("more entries than k"));
+            }
+            pos_entry.push(pos_entry.last().unwrap() + k);
+        }
+        let entries = *pos_entry.last().unwrap() as usize;
+        let tail: Vec<f32> = c
+            .take(n_pos * 4)?
+            .chunks_exact(4)
+            .map(|ch| f32::from_le_bytes(ch.try_into().unwrap()))
+            .collect();
+        let ib = self.params.id_bytes;
+        let mut ids = get_planes(c.take(entries * ib)?, entries, ib);
+        if let Some(m) = &self.ids {
+            for id in ids.iter_mut() {
+                *id = m.id(*id); // rank → id
+            }
+        }
+        let mut logp = Vec::with_capacity(entries);
+        let values = &raw[c.at..];
+        let mut at = 0usize;
+        let bad_varint = || bad("bad or truncated varint in block payload");
+        if self.params.mode == Mode::Sample {
+            // ln(count / N) from a table: counts are 1..=N
+            let n = self.params.sample_n.max(1);
+            let lut: Vec<f32> = (0..=n).map(|c| (c as f32 / n as f32).ln()).collect();
+            for _ in 0..entries {
+                let v = read_varint(values, &mut at).ok_or_else(bad_varint)? as usize;
+                if v == 0 || v >= lut.len() {
+                    return Err(bad("sample count out of range"));
+                }
+                logp.push(lut[v]);
+            }
+        } else {
+            let step = self.params.step;
+            for w in pos_entry.windows(2) {
+                let mut acc = 0u32;
+                for _ in w[0]..w[1] {
+                    let v = read_varint(values, &mut at).ok_or_else(bad_varint)?;
+                    acc = acc.saturating_add(v); // first value, then deltas
+                    logp.push(-(acc as f32) * step);
+                }
+            }
+        }
+        c.at += at;
+        if c.at != raw.len() {
+            return Err(bad("trailing bytes in block payload"));
+        }
+        Ok(Block {
+            ex_pos,
+            pos_entry,
+            tail,
+            ids,
+            logp,
+        })
+    }
+
+    /// Number of masked positions of each example in `examples`.
+    pub fn positions_of(&self, examples: &[u64]) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(examples.len());
+        for &x in examples {
+            let (blk, local) = self.locate(x)?;
+            out.push(blk.ex_pos[local + 1] - blk.ex_pos[local]);
+        }
+        Ok(out)
+    }
+
+    fn locate(&self, x: u64) -> Result<(Arc<Block>, usize)> {
+        if x >= self.n_examples {
+            return Err(Error::Invalid(format!(
+                "{}: example {x} out of range ({} examples)",
+                self.path.display(),
+                self.n_examples
+            )));
+        }
+        let b = self.block_of(x);
+        Ok((self.block(b)?, (x - self.index[b].first_example) as usize))
+    }
+
+    /// Gathers the positions of `examples` (in order) into padded arrays of width
+    /// `max k` over the request: ids `[N, k]` (0-padded), log-probs `[N, k]` (−inf
+    /// padded), tail `[N]`, entry counts `[N]`.
+    pub fn gather(&self, examples: &[u64]) -> Result<Gathered> {
+        let mut spans = Vec::with_capacity(examples.len());
+        let mut width = 0usize;
+        let mut n = 0usize;
+        for &x in examples {
+            let (blk, local) = self.locate(x)?;
+            let (p0, p1) = (blk.ex_pos[local] as usize, blk.ex_pos[local + 1] as usize);
+            for p in p0..p1 {
+                width = width.max((blk.pos_entry[p + 1] - blk.pos_entry[p]) as usize);
+            }
+            n += p1 - p0;
+            spans.push((blk, p0, p1));
+        }
+        let width = width.max(1);
+        let mut g = Gathered {
+            n,
+            width,
+            ids: Vec::with_capacity(n * width),
+            logp: Vec::with_capacity(n * width),
+            tail: Vec::with_capacity(n),
+            counts: Vec::with_capacity(n),
+        };
+        // one pass over the output: each row's entries, then its padding
+        for (blk, p0, p1) in spans {
+            for p in p0..p1 {
+                let (e0, e1) = (blk.pos_entry[p] as usize, blk.pos_entry[p + 1] as usize);
+                let pad = width - (e1 - e0);
+                g.ids.extend(blk.ids[e0..e1].iter().map(|&id| id as i64));
+                g.ids.extend(std::iter::repeat_n(0i64, pad));
+                g.logp.extend_from_slice(&blk.logp[e0..e1]);
+                g.logp.extend(std::iter::repeat_n(f32::NEG_INFINITY, pad));
+                g.tail.push(blk.tail[p]);
+                g.counts.push((e1 - e0) as i32);
+            }
+        }
+        Ok(g)
+    }
+}

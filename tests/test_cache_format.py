@@ -1,0 +1,107 @@
+"""Teacher-cache file formats: format-1 files written by an old build stay readable, and
+format 2 reads back exactly what format 1 does (the training side must not notice)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wwm_distill import WwmDistillError, _core
+
+FIXTURES = Path(__file__).parent / "fixtures" / "cache_v1"
+MODES = ("topk", "top-p", "sample")
+SAMPLE_N = 16
+
+
+@pytest.fixture(scope="module")
+def inputs() -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / "inputs.npz") as f:
+        return {name: f[name] for name in f.files}
+
+
+def read_all(path: Path) -> tuple[_core.CacheReader, tuple[np.ndarray, ...]]:
+    r = _core.CacheReader(str(path), lru_blocks=2)
+    return r, r.gather(np.arange(r.n_examples, dtype=np.uint64))
+
+
+def write(path: Path, mode: str, inputs: dict, version: int | None = None, **kw) -> dict:
+    k = inputs["k_topk"] if mode == "topk" else inputs["k_var"]
+    n = SAMPLE_N if mode == "sample" else 0
+    extra = {"format_version": version} if version is not None else {}
+    w = _core.CacheWriter(
+        str(path), mode, inputs["ids"].shape[1], sample_n=n, block_examples=5, **extra, **kw
+    )
+    values = {"counts": inputs["counts"]} if mode == "sample" else {"logp": inputs["logp"]}
+    # two pushes: format 2's id table comes from the first
+    ppe = inputs["ppe"]
+    split = len(ppe) // 3
+    ps = int(ppe[:split].sum())
+    for ex, pos in ((slice(0, split), slice(0, ps)), (slice(split, None), slice(ps, None))):
+        w.push(
+            positions_per_example=ppe[ex],
+            k=k[pos],
+            ids=inputs["ids"][pos],
+            tail=inputs["tail"][pos],
+            **{name: v[pos] for name, v in values.items()},
+        )
+    return dict(w.finish())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_format_1_fixture_stays_readable(inputs, mode):
+    reader, (ids, logp, tail, counts) = read_all(FIXTURES / f"{mode}.tkc")
+    assert reader.version == 1 and reader.mode == mode
+    k = inputs["k_topk"] if mode == "topk" else inputs["k_var"]
+    assert reader.n_examples == len(inputs["ppe"])
+    every = np.arange(len(inputs["ppe"]), dtype=np.uint64)
+    np.testing.assert_array_equal(reader.positions_of(every), inputs["ppe"])
+    np.testing.assert_array_equal(counts, k)
+    np.testing.assert_array_equal(tail, inputs["tail"])
+    valid = np.arange(ids.shape[1])[None, :] < k[:, None]
+    np.testing.assert_array_equal(np.where(valid, ids, 0), np.where(valid, inputs["ids"], 0))
+    want = np.log(inputs["counts"] / SAMPLE_N) if mode == "sample" else inputs["logp"]
+    assert np.abs(np.where(valid, logp - want, 0)).max() <= 0.0096
+    assert np.isneginf(logp[~valid]).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_format_2_reads_back_exactly_what_format_1_does(tmp_path, inputs, mode):
+    _, v1 = read_all(FIXTURES / f"{mode}.tkc")
+    info = write(tmp_path / "t.tkc", mode, inputs)  # the default format
+    reader, v2 = read_all(tmp_path / "t.tkc")
+    assert reader.version == 2
+    assert info["entries"] == int(v1[3].sum())
+    # ids and counts are integers; log-probs and tails come from the same stored integers
+    # and floats through the same decoding code, so they are equal bit for bit
+    for a, b in zip(v1, v2):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    # and the current build's format-1 writer still writes what the old build wrote
+    write(tmp_path / "v1.tkc", mode, inputs, version=1)
+    old_reader, v1_again = read_all(tmp_path / "v1.tkc")
+    assert old_reader.version == 1
+    for a, b in zip(v1, v1_again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_format_2_corruption_is_an_error_naming_the_file(tmp_path, inputs):
+    write(tmp_path / "good.tkc", "top-p", inputs)
+    good = (tmp_path / "good.tkc").read_bytes()
+    rng = np.random.default_rng(3)
+    bad = tmp_path / "bad.tkc"
+    for trial in range(200):
+        data = bytearray(good)
+        if trial % 4 == 0:
+            data = data[: int(rng.integers(0, len(data)))]
+        else:
+            at = int(rng.integers(0, len(data)))
+            data[at] ^= 1 << int(rng.integers(0, 8))
+        bad.write_bytes(bytes(data))
+        with pytest.raises(WwmDistillError, match="bad.tkc"):
+            read_all(bad)
+
+
+def test_unknown_format_version_is_refused(tmp_path, inputs):
+    with pytest.raises(WwmDistillError, match="version"):
+        write(tmp_path / "t.tkc", "topk", inputs, version=3)
