@@ -5,7 +5,7 @@ One run, on the People's Daily 1998-01 corpus (``benches/corpus.py``):
 1. Teacher: the corpus is prepared with the distill-prep settings ``max_seq_length=128,
    doc_stride=64, dupe_factor=1`` into ``<cache>/bench/cache_examples/`` and a small BERT
    (vocab 21,128, hidden 128, 2 layers, 4 heads, intermediate 512) is trained with plain
-   masked-LM (``teacher.train_mlm``) for ``--train-steps`` steps on the CPU, on every
+   masked-LM (``small_teacher.train_mlm``) for ``--train-steps`` steps on the CPU, on every
    example except the held-out ones (the head-check sample and the benchmark pool); the
    first steps see 32-token windows of the examples (``Curriculum``: without them a few
    minutes of CPU training never leave the unigram plateau). It is saved to

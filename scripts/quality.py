@@ -117,6 +117,7 @@ class Preset:
     thucnews_epochs: int
     thucnews_seeds: int
     thucnews_models: str  # "main": teacher + hard/seed students; "all"
+    thucnews_lr: float = 1e-4
     device: str = "cpu"
     heldout_eval_examples: int | None = None
     skip_check: bool = False  # the tests' tiny teacher may not pass the head check
@@ -145,7 +146,8 @@ PRESETS = {
         caches=["topk128"],
         thucnews_train=1000,
         thucnews_eval=500,
-        thucnews_epochs=2,
+        thucnews_epochs=3,
+        thucnews_lr=5e-4,
         thucnews_seeds=1,
         thucnews_models="main",
         heldout_eval_examples=2000,
@@ -180,9 +182,10 @@ PRESETS = {
         ],
         variant_seeds=[0],
         caches=list(CACHES),
-        thucnews_train=2000,
+        thucnews_train=4000,
         thucnews_eval=1000,
-        thucnews_epochs=2,
+        thucnews_epochs=3,
+        thucnews_lr=5e-4,
         thucnews_seeds=1,
         thucnews_models="main",
         heldout_eval_examples=2000,
@@ -586,21 +589,26 @@ class Experiment:
         chosen = [m for n, m in models.items() if p.thucnews_models == "all" or n in main]
         self.finetune("thucnews", chosen)
 
-    def finetune(self, task: str, models: list[Path]) -> None:
-        from wwm_distill.eval import runner
+    def finetune_hparams(self, task: str):
         from wwm_distill.eval.finetune import defaults
         from wwm_distill.eval.tasks import TASKS
 
         p = self.preset
-        data = self.inputs.thucnews
-        hp = defaults(
+        return defaults(
             TASKS[task],
             epochs=p.thucnews_epochs,
             max_seq_length=p.seq,
-            lr=1e-4,
+            lr=p.thucnews_lr,
             max_train_examples=p.thucnews_train,
             max_eval_examples=p.thucnews_eval,
         )
+
+    def finetune(self, task: str, models: list[Path]) -> None:
+        from wwm_distill.eval import runner
+
+        p = self.preset
+        data = self.inputs.thucnews
+        hp = self.finetune_hparams(task)
         log(f"eval {task}: {len(models)} models x {p.thucnews_seeds} seeds")
         runner.run_eval(
             task,
@@ -623,7 +631,10 @@ class Experiment:
         thuc = {}
         results = self.path("eval", "thucnews", "results.json")
         if results.is_file():
+            hp = self.finetune_hparams("thucnews").as_dict()
             for run in read_json(results)["runs"]:
+                if run["hparams"] != hp:  # runs of other settings stay in results.json
+                    continue
                 thuc.setdefault(Path(run["model"]).parent.name, []).append(
                     run["metrics"]["accuracy"]
                 )

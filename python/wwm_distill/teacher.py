@@ -306,42 +306,6 @@ def fit_head(
     return {"final_loss": loss_value, "check": chk.as_dict(), "out": str(out)}
 
 
-def train_mlm(
-    model,
-    examples: Examples,
-    *,
-    steps: int,
-    lr=5e-4,
-    batch_size=32,
-    device="cpu",
-    seed=0,
-    progress=True,
-) -> float:
-    """Plain masked-LM training of a whole model on the examples' hard labels (to make a
-    small teacher for tests and benchmarks). Returns the last loss."""
-    from tqdm import tqdm
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, 1 - s / steps)
-    )
-    loss_value = float("nan")
-    for _ in tqdm(range(steps), desc="mlm", disable=not progress, dynamic_ncols=True):
-        idx = rng.choice(len(examples), size=min(batch_size, len(examples)), replace=False)
-        loss = mlm_loss(model, examples, idx, device)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        loss_value = float(loss.detach())
-    model.eval()
-    return loss_value
-
-
 # ----------------------------------------------------------------------------- caching
 
 
