@@ -33,13 +33,20 @@ impl Segmenter {
 
     /// Byte ranges of the words of `text` (covering it), or nothing for `None`.
     pub fn words(&self, text: &str) -> Vec<(usize, usize)> {
-        match self {
-            Segmenter::Jieba { jieba, hmm } => jieba
-                .cut(text, *hmm)
-                .into_iter()
-                .map(|t| (t.byte_start, t.byte_end))
-                .collect(),
-            Segmenter::None => Vec::new(),
+        let mut words = Vec::new();
+        self.words_into(text, &mut words);
+        words
+    }
+
+    /// [`words`](Self::words), appended to `words`.
+    pub fn words_into(&self, text: &str, words: &mut Vec<(usize, usize)>) {
+        if let Segmenter::Jieba { jieba, hmm } = self {
+            words.extend(
+                jieba
+                    .cut(text, *hmm)
+                    .iter()
+                    .map(|t| (t.byte_start, t.byte_end)),
+            );
         }
     }
 
@@ -62,7 +69,23 @@ pub fn continuation_marks(
     offsets: &[(usize, usize)],
     words: &[(usize, usize)],
 ) -> Vec<bool> {
-    let mut marks: Vec<bool> = ids.iter().map(|&id| tok.is_subword(id)).collect();
+    let mut marks = Vec::with_capacity(ids.len());
+    continuation_marks_into(tok, text, ids, offsets, words, &mut marks);
+    marks
+}
+
+/// [`continuation_marks`], appended to `out`.
+pub fn continuation_marks_into(
+    tok: &WordPieceTokenizer,
+    text: &str,
+    ids: &[u32],
+    offsets: &[(usize, usize)],
+    words: &[(usize, usize)],
+    out: &mut Vec<bool>,
+) {
+    let first = out.len();
+    out.extend(ids.iter().map(|&id| tok.is_subword(id)));
+    let marks = &mut out[first..];
     // Tokens are sorted by offset, words too: sweep both once.
     let mut t = 0usize;
     for &(ws, we) in words {
@@ -98,7 +121,6 @@ pub fn continuation_marks(
             }
         }
     }
-    marks
 }
 
 #[cfg(test)]
