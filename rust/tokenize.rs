@@ -18,10 +18,14 @@
 //! tokens of the text between two such characters, are the same whether the pipeline
 //! sees the whole text or the pieces. The decision for each character is made by the
 //! pipeline itself, the first time the character is met, and kept in a table.
+//! The pipeline's result for a short stretch between two such characters depends on
+//! that stretch only; each thread remembers it for the stretches it has met (numbers,
+//! mostly), so a repeated one costs a hash lookup.
 //! Tests compare the two paths over every code point, in contexts, and on random text.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use tokenizers::models::wordpiece::WordPiece;
@@ -47,6 +51,25 @@ const TABLE_CHARS: usize = 0x30000;
 const UNSEEN: u32 = u32::MAX;
 /// Table entry of a character the pipeline must handle.
 const FALLBACK: u32 = u32::MAX - 1;
+/// Stretches between alone characters up to this many bytes are remembered per thread…
+const MEMO_MAX_BYTES: usize = 32;
+/// … up to this many of them (then the memo starts over: memory stays bounded).
+const MEMO_MAX_RUNS: usize = 1 << 16;
+
+/// Distinguishes tokenizers in the per-thread memo.
+static NEXT_UID: AtomicU64 = AtomicU64::new(0);
+
+/// The pipeline's tokens for short stretches of text: (id, start, end) relative to the
+/// stretch, for the tokenizer `uid`.
+#[derive(Default)]
+struct RunMemo {
+    uid: u64,
+    runs: ahash::AHashMap<Box<str>, Box<[(u32, u8, u8)]>>,
+}
+
+thread_local! {
+    static MEMO: RefCell<RunMemo> = RefCell::default();
+}
 
 pub struct WordPieceTokenizer {
     tokenizer: Tokenizer,
@@ -54,6 +77,8 @@ pub struct WordPieceTokenizer {
     /// Per code point: the token id of a character that stands alone, `FALLBACK`, or
     /// `UNSEEN`. Filled on first use; every thread computes the same value.
     alone: Box<[AtomicU32]>,
+    /// Key of this tokenizer's entries in the per-thread memo.
+    uid: u64,
     /// Token strings by id.
     tokens: Vec<String>,
     /// `true` for `##` pieces: continuations of the previous token's word.
@@ -208,6 +233,7 @@ impl WordPieceTokenizer {
             tokenizer,
             normalizer,
             alone: (0..TABLE_CHARS).map(|_| AtomicU32::new(UNSEEN)).collect(),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             tokens,
             is_subword,
             replacement_ids,
@@ -261,7 +287,7 @@ impl WordPieceTokenizer {
                 continue;
             }
             if pending < i {
-                self.pipeline_into(&text[pending..i], pending, ids, offsets)?;
+                self.run_into(&text[pending..i], pending, ids, offsets)?;
             }
             let end = i + c.len_utf8();
             ids.push(id);
@@ -269,7 +295,7 @@ impl WordPieceTokenizer {
             pending = end;
         }
         if pending < text.len() {
-            self.pipeline_into(&text[pending..], pending, ids, offsets)?;
+            self.run_into(&text[pending..], pending, ids, offsets)?;
         }
         Ok(())
     }
@@ -281,6 +307,46 @@ impl WordPieceTokenizer {
         let mut offsets = Vec::new();
         self.pipeline_into(text, 0, &mut ids, &mut offsets)?;
         Ok((ids, offsets))
+    }
+
+    /// The pipeline's tokens for `run` (text between alone characters, at byte `base`),
+    /// from the per-thread memo when `run` is short.
+    fn run_into(
+        &self,
+        run: &str,
+        base: usize,
+        ids: &mut Vec<u32>,
+        offsets: &mut Vec<(usize, usize)>,
+    ) -> Result<()> {
+        if run.len() > MEMO_MAX_BYTES {
+            return self.pipeline_into(run, base, ids, offsets);
+        }
+        MEMO.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if memo.uid != self.uid {
+                memo.runs.clear();
+                memo.uid = self.uid;
+            }
+            if let Some(tokens) = memo.runs.get(run) {
+                for &(id, s, e) in tokens.iter() {
+                    ids.push(id);
+                    offsets.push((base + s as usize, base + e as usize));
+                }
+                return Ok(());
+            }
+            let first = ids.len();
+            self.pipeline_into(run, base, ids, offsets)?;
+            let tokens = ids[first..]
+                .iter()
+                .zip(&offsets[first..])
+                .map(|(&id, &(s, e))| (id, (s - base) as u8, (e - base) as u8))
+                .collect();
+            if memo.runs.len() >= MEMO_MAX_RUNS {
+                memo.runs.clear();
+            }
+            memo.runs.insert(run.into(), tokens);
+            Ok(())
+        })
     }
 
     fn pipeline_into(
@@ -594,6 +660,20 @@ pub(crate) mod tests {
                 assert_same(&t, &text);
             }
         }
+    }
+
+    #[test]
+    fn memo_is_per_tokenizer() {
+        // The same stretches, alternately through a cased and an uncased tokenizer on one
+        // thread: each must get its own pipeline's tokens.
+        let (lower, cased) = (wide_tokenizer(true), wide_tokenizer(false));
+        for _ in 0..3 {
+            for text in ["中Ab中", "中CAFÉ。", "，Ab1998，", "中ab中"] {
+                assert_same(&lower, text);
+                assert_same(&cased, text);
+            }
+        }
+        assert_ne!(lower.encode("中Ab").unwrap(), cased.encode("中Ab").unwrap());
     }
 
     #[test]
