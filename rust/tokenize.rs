@@ -59,12 +59,14 @@ const MEMO_MAX_RUNS: usize = 1 << 16;
 /// Distinguishes tokenizers in the per-thread memo.
 static NEXT_UID: AtomicU64 = AtomicU64::new(0);
 
-/// The pipeline's tokens for short stretches of text: (id, start, end) relative to the
-/// stretch, for the tokenizer `uid`.
+/// A token of a short stretch: id, start and end byte relative to the stretch.
+type RunToken = (u32, u8, u8);
+
+/// The pipeline's tokens for short stretches of text, for the tokenizer `uid`.
 #[derive(Default)]
 struct RunMemo {
     uid: u64,
-    runs: ahash::AHashMap<Box<str>, Box<[(u32, u8, u8)]>>,
+    runs: ahash::AHashMap<Box<str>, Box<[RunToken]>>,
 }
 
 thread_local! {
