@@ -89,26 +89,21 @@ pub fn continuation_marks_into(
     // Tokens are sorted by offset, words too: sweep both once.
     let mut t = 0usize;
     for &(ws, we) in words {
-        let word = &text[ws..we];
-        let mut nchars = 0usize;
-        let mut all_cjk = true;
-        for c in word.chars() {
-            nchars += 1;
-            all_cjk &= is_cjk(c);
-        }
         while t < offsets.len() && offsets[t].0 < ws {
             t += 1;
         }
-        if nchars < 2 || !all_cjk {
+        // Two CJK characters take at least 6 bytes: shorter words never group (most
+        // words are a single character).
+        if we - ws < 6 {
             continue;
         }
-        // The word's tokens must be exactly its characters, in order.
+        // All characters CJK, and the word's tokens exactly its characters, in order.
         let mut pos = ws;
         let mut k = t;
         let mut ok = true;
-        for c in word.chars() {
+        for c in text[ws..we].chars() {
             let end = pos + c.len_utf8();
-            if k >= offsets.len() || offsets[k] != (pos, end) {
+            if !is_cjk(c) || k >= offsets.len() || offsets[k] != (pos, end) {
                 ok = false;
                 break;
             }
