@@ -336,11 +336,12 @@ impl WordPieceTokenizer {
                 }
                 return Ok(());
             }
-            let first = ids.len();
+            // `ids` and `offsets` may hold different lengths already (callers append).
+            let (first_id, first_offset) = (ids.len(), offsets.len());
             self.pipeline_into(run, base, ids, offsets)?;
-            let tokens = ids[first..]
+            let tokens = ids[first_id..]
                 .iter()
-                .zip(&offsets[first..])
+                .zip(&offsets[first_offset..])
                 .map(|(&id, &(s, e))| (id, (s - base) as u8, (e - base) as u8))
                 .collect();
             if memo.runs.len() >= MEMO_MAX_RUNS {
@@ -676,6 +677,27 @@ pub(crate) mod tests {
             }
         }
         assert_ne!(lower.encode("中Ab").unwrap(), cased.encode("中Ab").unwrap());
+    }
+
+    #[test]
+    fn encode_into_appends_to_buffers_of_any_length() {
+        // As prep calls it: ids of the whole document so far, offsets of this chunk only.
+        let t = test_tokenizer();
+        let chunks = [
+            "中国1998年，hello世界",
+            "2020年1998，中1998国learning",
+            "1998",
+        ];
+        let mut ids = vec![7u32; 1000];
+        let mut want = ids.clone();
+        for chunk in chunks {
+            let mut offsets = Vec::new();
+            t.encode_into(chunk, &mut ids, &mut offsets).unwrap();
+            let (pids, poffsets) = t.encode_pipeline(chunk).unwrap();
+            want.extend(pids);
+            assert_eq!(offsets, poffsets, "{chunk}");
+            assert_eq!(ids, want, "{chunk}");
+        }
     }
 
     #[test]
