@@ -134,7 +134,13 @@ pub fn mask_window(
     out: &mut MaskBuffers,
 ) {
     debug_assert_eq!(body.len(), cont.len());
-    // Candidate groups as (start, end) in [CLS] body [SEP] coordinates; [CLS]/[SEP] never.
+    word_groups(cont, groups);
+    mask_groups(body, groups, mask, replacement_ids, cfg, rng, out);
+}
+
+/// Candidate groups of a window, in order, as (start, end) in `[CLS] body [SEP]`
+/// coordinates ([CLS]/[SEP] never): a token and its continuations.
+pub fn word_groups(cont: &[bool], groups: &mut Vec<(u32, u32)>) {
     groups.clear();
     for (i, &c) in cont.iter().enumerate() {
         let p = i as u32 + 1;
@@ -143,8 +149,19 @@ pub fn mask_window(
             _ => groups.push((p, p + 1)),
         }
     }
-    groups.shuffle(rng);
+}
 
+/// The masking of `body` given its [`word_groups`] in order (shuffled here, in place).
+pub fn mask_groups(
+    body: &[u32],
+    groups: &mut [(u32, u32)],
+    mask: u32,
+    replacement_ids: &[u32],
+    cfg: &MaskingConfig,
+    rng: &mut ChaCha8Rng,
+    out: &mut MaskBuffers,
+) {
+    groups.shuffle(rng);
     let n = num_to_predict(body.len() + 2, cfg);
     let first = out.positions.len();
     for &(s, e) in groups.iter() {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{self, DocSep, Document, Item, ReaderConfig, SkipReason};
 use crate::error::{Error, IoContext, Result};
-use crate::masking::{mask_window, MaskBuffers, MaskingConfig, StreamKey};
+use crate::masking::{mask_groups, word_groups, MaskBuffers, MaskingConfig, StreamKey};
 use crate::segment::{continuation_marks_into, Segmenter};
 use crate::shard::{self, Example, ShardInfo, ShardWriter};
 use crate::tokenize::{WordPieceTokenizer, U16_VOCAB_LIMIT};
@@ -330,7 +330,9 @@ struct Scratch {
     offsets: Vec<(usize, usize)>,
     words: Vec<(usize, usize)>,
     marks: Vec<bool>,
+    /// A window's word groups in order, and a copy to shuffle.
     groups: Vec<(u32, u32)>,
+    shuffled: Vec<(u32, u32)>,
 }
 
 thread_local! {
@@ -391,7 +393,8 @@ impl Pipeline {
         let mut marks = std::mem::take(&mut scratch.marks);
         marks.clear();
         let r = self.tokens_and_marks_into(&doc.text, &mut ids, &mut marks, scratch);
-        let out = r.map(|()| self.windows(doc, ids, &marks, &mut scratch.groups));
+        let (groups, shuffled) = (&mut scratch.groups, &mut scratch.shuffled);
+        let out = r.map(|()| self.windows(doc, ids, &marks, groups, shuffled));
         scratch.marks = marks;
         out
     }
@@ -403,6 +406,7 @@ impl Pipeline {
         ids: Vec<u32>,
         marks: &[bool],
         groups: &mut Vec<(u32, u32)>,
+        shuffled: &mut Vec<(u32, u32)>,
     ) -> DocOutput {
         let mut out = DocOutput {
             chars: doc.text.chars().count() as u64,
@@ -435,16 +439,18 @@ impl Pipeline {
                 }
             }
             out.windows += 1;
+            word_groups(&marks[s..end], groups);
             for d in 0..self.dupe_factor {
                 let first = out.masks.positions.len();
-                mask_window(
+                shuffled.clear();
+                shuffled.extend_from_slice(groups);
+                mask_groups(
                     &ids[s..end],
-                    &marks[s..end],
+                    shuffled,
                     self.tok.mask_id,
                     self.tok.replacement_ids(),
                     &self.masking,
                     &mut key(wi as u32, d as u32).rng(),
-                    groups,
                     &mut out.masks,
                 );
                 out.examples.push(ExampleSpec {
