@@ -62,6 +62,26 @@ pub struct Masked {
     pub labels: Vec<u32>,
 }
 
+/// The masking of one window, without the sequence itself: appended to flat buffers
+/// (several windows of a document share them).
+#[derive(Default)]
+pub struct MaskBuffers {
+    /// Sorted positions in `[CLS] body [SEP]`, per window.
+    pub positions: Vec<u16>,
+    /// Original ids at `positions`.
+    pub labels: Vec<u32>,
+    /// The id each position holds in the masked sequence.
+    pub values: Vec<u32>,
+}
+
+impl MaskBuffers {
+    pub fn clear(&mut self) {
+        self.positions.clear();
+        self.labels.clear();
+        self.values.clear();
+    }
+}
+
 /// Mask one sequence `[CLS] body [SEP]`. `cont[i]` marks body token `i` as a continuation.
 #[allow(clippy::too_many_arguments)]
 pub fn mask_sequence(
@@ -74,54 +94,99 @@ pub fn mask_sequence(
     cfg: &MaskingConfig,
     rng: &mut ChaCha8Rng,
 ) -> Masked {
-    debug_assert_eq!(body.len(), cont.len());
+    let mut buf = MaskBuffers::default();
+    let mut groups = Vec::new();
+    mask_window(
+        body,
+        cont,
+        mask,
+        replacement_ids,
+        cfg,
+        rng,
+        &mut groups,
+        &mut buf,
+    );
     let mut input_ids = Vec::with_capacity(body.len() + 2);
     input_ids.push(cls);
     input_ids.extend_from_slice(body);
     input_ids.push(sep);
+    for (&p, &v) in buf.positions.iter().zip(&buf.values) {
+        input_ids[p as usize] = v;
+    }
+    Masked {
+        input_ids,
+        positions: buf.positions,
+        labels: buf.labels,
+    }
+}
 
-    // Candidate groups as (start, end) in input_ids coordinates; [CLS]/[SEP] never.
-    let mut groups: Vec<(usize, usize)> = Vec::new();
+/// The masking decisions of [`mask_sequence`] (same random stream, same result), appended
+/// to `out` instead of building the masked sequence. `groups` is scratch space.
+#[allow(clippy::too_many_arguments)]
+pub fn mask_window(
+    body: &[u32],
+    cont: &[bool],
+    mask: u32,
+    replacement_ids: &[u32],
+    cfg: &MaskingConfig,
+    rng: &mut ChaCha8Rng,
+    groups: &mut Vec<(u32, u32)>,
+    out: &mut MaskBuffers,
+) {
+    debug_assert_eq!(body.len(), cont.len());
+    word_groups(cont, groups);
+    mask_groups(body, groups, mask, replacement_ids, cfg, rng, out);
+}
+
+/// Candidate groups of a window, in order, as (start, end) in `[CLS] body [SEP]`
+/// coordinates ([CLS]/[SEP] never): a token and its continuations.
+pub fn word_groups(cont: &[bool], groups: &mut Vec<(u32, u32)>) {
+    groups.clear();
     for (i, &c) in cont.iter().enumerate() {
-        let p = i + 1;
+        let p = i as u32 + 1;
         match groups.last_mut() {
             Some(g) if c => g.1 = p + 1,
             _ => groups.push((p, p + 1)),
         }
     }
-    groups.shuffle(rng);
+}
 
-    let n = num_to_predict(input_ids.len(), cfg);
-    let mut positions: Vec<u16> = Vec::with_capacity(n);
-    for &(s, e) in &groups {
-        if positions.len() >= n {
+/// The masking of `body` given its [`word_groups`] in order (shuffled here, in place).
+pub fn mask_groups(
+    body: &[u32],
+    groups: &mut [(u32, u32)],
+    mask: u32,
+    replacement_ids: &[u32],
+    cfg: &MaskingConfig,
+    rng: &mut ChaCha8Rng,
+    out: &mut MaskBuffers,
+) {
+    groups.shuffle(rng);
+    let n = num_to_predict(body.len() + 2, cfg);
+    let first = out.positions.len();
+    for &(s, e) in groups.iter() {
+        let taken = out.positions.len() - first;
+        if taken >= n {
             break;
         }
-        if positions.len() + (e - s) > n {
+        if taken + (e - s) as usize > n {
             continue;
         }
-        for p in s..e {
-            positions.push(p as u16);
-        }
+        out.positions.extend((s..e).map(|p| p as u16));
     }
-    positions.sort_unstable();
-    let mut labels = Vec::with_capacity(positions.len());
-    for &p in &positions {
-        let p = p as usize;
-        labels.push(input_ids[p]);
+    out.positions[first..].sort_unstable();
+    for &p in &out.positions[first..] {
+        let label = body[p as usize - 1];
+        out.labels.push(label);
         // 80 % [MASK], 10 % kept, 10 % a random non-special id.
-        if rng.random::<f64>() < 0.8 {
-            input_ids[p] = mask;
+        let value = if rng.random::<f64>() < 0.8 {
+            mask
         } else if rng.random::<f64>() < 0.5 {
-            // kept
+            label
         } else {
-            input_ids[p] = replacement_ids[rng.random_range(0..replacement_ids.len())];
-        }
-    }
-    Masked {
-        input_ids,
-        positions,
-        labels,
+            replacement_ids[rng.random_range(0..replacement_ids.len())]
+        };
+        out.values.push(value);
     }
 }
 
@@ -186,6 +251,107 @@ mod tests {
             }
             assert_eq!(m.input_ids[0], 2);
             assert_eq!(*m.input_ids.last().unwrap(), 3);
+        }
+    }
+
+    /// The masking as first written (one sequence built per call): `mask_window` must give
+    /// the same result from the same stream.
+    #[allow(clippy::too_many_arguments)]
+    fn mask_sequence_as_before(
+        body: &[u32],
+        cont: &[bool],
+        cls: u32,
+        sep: u32,
+        mask: u32,
+        replacement_ids: &[u32],
+        cfg: &MaskingConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Masked {
+        let mut input_ids = Vec::with_capacity(body.len() + 2);
+        input_ids.push(cls);
+        input_ids.extend_from_slice(body);
+        input_ids.push(sep);
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        for (i, &c) in cont.iter().enumerate() {
+            let p = i + 1;
+            match groups.last_mut() {
+                Some(g) if c => g.1 = p + 1,
+                _ => groups.push((p, p + 1)),
+            }
+        }
+        groups.shuffle(rng);
+        let n = num_to_predict(input_ids.len(), cfg);
+        let mut positions: Vec<u16> = Vec::with_capacity(n);
+        for &(s, e) in &groups {
+            if positions.len() >= n {
+                break;
+            }
+            if positions.len() + (e - s) > n {
+                continue;
+            }
+            for p in s..e {
+                positions.push(p as u16);
+            }
+        }
+        positions.sort_unstable();
+        let mut labels = Vec::with_capacity(positions.len());
+        for &p in &positions {
+            let p = p as usize;
+            labels.push(input_ids[p]);
+            if rng.random::<f64>() < 0.8 {
+                input_ids[p] = mask;
+            } else if rng.random::<f64>() < 0.5 {
+            } else {
+                input_ids[p] = replacement_ids[rng.random_range(0..replacement_ids.len())];
+            }
+        }
+        Masked {
+            input_ids,
+            positions,
+            labels,
+        }
+    }
+
+    #[test]
+    fn mask_window_equals_the_original_masking() {
+        let repl: Vec<u32> = (5..1000).collect();
+        let mut data = key(99).rng();
+        let mut buf = MaskBuffers::default();
+        let mut groups = Vec::new();
+        for d in 0..2000 {
+            let len = data.random_range(1..=510);
+            let body: Vec<u32> = (0..len).map(|_| data.random_range(5..1000)).collect();
+            let cont: Vec<bool> = (0..len)
+                .map(|i| i > 0 && data.random::<f64>() < 0.4)
+                .collect();
+            let cfg = MaskingConfig {
+                max_predictions: data.random_range(1..=80),
+                masked_lm_prob: data.random_range(0.01..=1.0),
+            };
+            let want =
+                mask_sequence_as_before(&body, &cont, 2, 3, 4, &repl, &cfg, &mut key(d).rng());
+            let got = mask_sequence(&body, &cont, 2, 3, 4, &repl, &cfg, &mut key(d).rng());
+            assert_eq!(
+                (&got.input_ids, &got.positions, &got.labels),
+                (&want.input_ids, &want.positions, &want.labels)
+            );
+            // Appending to shared buffers gives the same slices.
+            let first = buf.positions.len();
+            mask_window(
+                &body,
+                &cont,
+                4,
+                &repl,
+                &cfg,
+                &mut key(d).rng(),
+                &mut groups,
+                &mut buf,
+            );
+            assert_eq!(&buf.positions[first..], &want.positions[..]);
+            assert_eq!(&buf.labels[first..], &want.labels[..]);
+            if d % 50 == 49 {
+                buf.clear();
+            }
         }
     }
 

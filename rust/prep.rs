@@ -5,6 +5,7 @@
 //! rayon pool (segment, tokenize, window, mask), whose ordered results go to a writer
 //! (shards, progress records, manifest). Bounded channels keep memory flat.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{self, DocSep, Document, Item, ReaderConfig, SkipReason};
 use crate::error::{Error, IoContext, Result};
-use crate::masking::{mask_sequence, MaskingConfig, StreamKey};
-use crate::segment::{continuation_marks, Segmenter};
+use crate::masking::{mask_groups, word_groups, MaskBuffers, MaskingConfig, StreamKey};
+use crate::segment::{continuation_marks_into, Segmenter};
 use crate::shard::{self, Example, ShardInfo, ShardWriter};
 use crate::tokenize::{WordPieceTokenizer, U16_VOCAB_LIMIT};
 
@@ -272,10 +273,24 @@ pub struct Pipeline {
     pub seed: u64,
 }
 
-/// Per-document counts, summed by the writer.
+/// One example of a document: a window of its tokens and where its masking lies in the
+/// document's [`MaskBuffers`]. The writer builds the sequence (no copy per example here).
+pub struct ExampleSpec {
+    pub window: u32,
+    pub dupe: u32,
+    /// Token range of the window in the document.
+    pub start: usize,
+    pub end: usize,
+    /// Range of this example in the masking buffers.
+    pub masks: std::ops::Range<usize>,
+}
+
+/// A document's tokens, its examples and per-document counts, summed by the writer.
 #[derive(Default)]
 pub struct DocOutput {
-    pub examples: Vec<Example>,
+    pub ids: Vec<u32>,
+    pub examples: Vec<ExampleSpec>,
+    pub masks: MaskBuffers,
     pub chars: u64,
     pub bytes: u64,
     pub tokens: u64,
@@ -283,20 +298,80 @@ pub struct DocOutput {
     pub windows: u64,
 }
 
+impl DocOutput {
+    /// Example `k` written into `ex`, reusing its buffers.
+    pub fn example_into(&self, k: usize, cls: u32, sep: u32, doc: &Document, ex: &mut Example) {
+        let spec = &self.examples[k];
+        ex.input_ids.clear();
+        ex.input_ids.push(cls);
+        ex.input_ids
+            .extend_from_slice(&self.ids[spec.start..spec.end]);
+        ex.input_ids.push(sep);
+        let positions = &self.masks.positions[spec.masks.clone()];
+        for (&p, &v) in positions.iter().zip(&self.masks.values[spec.masks.clone()]) {
+            ex.input_ids[p as usize] = v;
+        }
+        ex.positions.clear();
+        ex.positions.extend_from_slice(positions);
+        ex.labels.clear();
+        ex.labels
+            .extend_from_slice(&self.masks.labels[spec.masks.clone()]);
+        ex.file = doc.file;
+        ex.piece = doc.piece;
+        ex.line = doc.line;
+        ex.window = spec.window;
+        ex.dupe = spec.dupe;
+    }
+}
+
+/// Per-thread buffers reused from document to document.
+#[derive(Default)]
+struct Scratch {
+    offsets: Vec<(usize, usize)>,
+    words: Vec<(usize, usize)>,
+    marks: Vec<bool>,
+    /// A window's word groups in order, and a copy to shuffle.
+    groups: Vec<(u32, u32)>,
+    shuffled: Vec<(u32, u32)>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
 impl Pipeline {
     /// Token ids and continuation marks of a whole text.
     pub fn tokens_and_marks(&self, text: &str) -> Result<(Vec<u32>, Vec<bool>)> {
         let mut ids = Vec::new();
         let mut marks = Vec::new();
-        for chunk in corpus::safe_chunks(text, CHUNK_CHARS) {
-            let (cids, offsets) = self.tok.encode(chunk)?;
-            let words = self.seg.words(chunk);
-            marks.extend(continuation_marks(
-                &self.tok, chunk, &cids, &offsets, &words,
-            ));
-            ids.extend(cids);
-        }
+        let mut scratch = Scratch::default();
+        self.tokens_and_marks_into(text, &mut ids, &mut marks, &mut scratch)?;
         Ok((ids, marks))
+    }
+
+    fn tokens_and_marks_into(
+        &self,
+        text: &str,
+        ids: &mut Vec<u32>,
+        marks: &mut Vec<bool>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        for chunk in corpus::safe_chunks(text, CHUNK_CHARS) {
+            let first = ids.len();
+            scratch.offsets.clear();
+            self.tok.encode_into(chunk, ids, &mut scratch.offsets)?;
+            scratch.words.clear();
+            self.seg.words_into(chunk, &mut scratch.words);
+            continuation_marks_into(
+                &self.tok,
+                chunk,
+                &ids[first..],
+                &scratch.offsets,
+                &scratch.words,
+                marks,
+            );
+        }
+        Ok(())
     }
 
     /// Window start offsets over `n` tokens: 0, stride, … until one reaches the end.
@@ -310,7 +385,29 @@ impl Pipeline {
     }
 
     pub fn process(&self, doc: &Document) -> Result<DocOutput> {
-        let (ids, marks) = self.tokens_and_marks(&doc.text)?;
+        SCRATCH.with(|s| self.process_with(doc, &mut s.borrow_mut()))
+    }
+
+    fn process_with(&self, doc: &Document, scratch: &mut Scratch) -> Result<DocOutput> {
+        let mut ids = Vec::with_capacity(doc.text.len() / 3 + 16);
+        let mut marks = std::mem::take(&mut scratch.marks);
+        marks.clear();
+        let r = self.tokens_and_marks_into(&doc.text, &mut ids, &mut marks, scratch);
+        let (groups, shuffled) = (&mut scratch.groups, &mut scratch.shuffled);
+        let out = r.map(|()| self.windows(doc, ids, &marks, groups, shuffled));
+        scratch.marks = marks;
+        out
+    }
+
+    /// Windows of a tokenized document, each masked `dupe_factor` times.
+    fn windows(
+        &self,
+        doc: &Document,
+        ids: Vec<u32>,
+        marks: &[bool],
+        groups: &mut Vec<(u32, u32)>,
+        shuffled: &mut Vec<(u32, u32)>,
+    ) -> DocOutput {
         let mut out = DocOutput {
             chars: doc.text.chars().count() as u64,
             bytes: doc.text.len() as u64,
@@ -319,7 +416,7 @@ impl Pipeline {
             ..Default::default()
         };
         if ids.is_empty() {
-            return Ok(out);
+            return out;
         }
         let w = self.max_seq_length - 2;
         let key = |window: u32, dupe: u32| StreamKey {
@@ -330,7 +427,9 @@ impl Pipeline {
             window,
             dupe,
         };
-        for (wi, &s) in self.window_starts(ids.len()).iter().enumerate() {
+        let starts = self.window_starts(ids.len());
+        out.examples.reserve(starts.len() * self.dupe_factor);
+        for (wi, &s) in starts.iter().enumerate() {
             let mut end = (s + w).min(ids.len());
             if self.short_seq_prob > 0.0 {
                 let mut rng = key(wi as u32, u32::MAX).rng();
@@ -340,30 +439,31 @@ impl Pipeline {
                 }
             }
             out.windows += 1;
+            word_groups(&marks[s..end], groups);
             for d in 0..self.dupe_factor {
-                let m = mask_sequence(
+                let first = out.masks.positions.len();
+                shuffled.clear();
+                shuffled.extend_from_slice(groups);
+                mask_groups(
                     &ids[s..end],
-                    &marks[s..end],
-                    self.tok.cls_id,
-                    self.tok.sep_id,
+                    shuffled,
                     self.tok.mask_id,
                     self.tok.replacement_ids(),
                     &self.masking,
                     &mut key(wi as u32, d as u32).rng(),
+                    &mut out.masks,
                 );
-                out.examples.push(Example {
-                    input_ids: m.input_ids,
-                    positions: m.positions,
-                    labels: m.labels,
-                    file: doc.file,
-                    piece: doc.piece,
-                    line: doc.line,
+                out.examples.push(ExampleSpec {
                     window: wi as u32,
                     dupe: d as u32,
+                    start: s,
+                    end,
+                    masks: first..out.masks.positions.len(),
                 });
             }
         }
-        Ok(out)
+        out.ids = ids;
+        out
     }
 }
 
@@ -677,6 +777,9 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
         report: std::mem::take(&mut report),
         prior_elapsed,
         t0,
+        cls_id: pipeline.tok.cls_id,
+        sep_id: pipeline.tok.sep_id,
+        example: empty_example(),
     };
 
     let result = std::thread::scope(|scope| -> Result<Writer> {
@@ -807,6 +910,19 @@ fn read_all(
     Ok(())
 }
 
+fn empty_example() -> Example {
+    Example {
+        input_ids: Vec::new(),
+        positions: Vec::new(),
+        labels: Vec::new(),
+        file: 0,
+        piece: 0,
+        line: 0,
+        window: 0,
+        dupe: 0,
+    }
+}
+
 struct Writer {
     dir: PathBuf,
     token_bytes: usize,
@@ -820,6 +936,10 @@ struct Writer {
     report: Report,
     prior_elapsed: f64,
     t0: Instant,
+    cls_id: u32,
+    sep_id: u32,
+    /// The example being written, reused.
+    example: Example,
 }
 
 impl Writer {
@@ -879,7 +999,22 @@ impl Writer {
                 progress.chars.fetch_add(out.chars, Ordering::Relaxed);
             }
         }
-        for (k, ex) in out.examples.iter().enumerate().skip(skip) {
+        let mut ex = std::mem::replace(&mut self.example, empty_example());
+        let r = self.write_examples(doc, &out, skip, &mut ex, progress);
+        self.example = ex;
+        r
+    }
+
+    fn write_examples(
+        &mut self,
+        doc: &Document,
+        out: &DocOutput,
+        skip: usize,
+        ex: &mut Example,
+        progress: &Progress,
+    ) -> Result<()> {
+        for k in skip..out.examples.len() {
+            out.example_into(k, self.cls_id, self.sep_id, doc, ex);
             if self.current.is_none() {
                 self.current = Some(ShardWriter::create(
                     &self.dir,

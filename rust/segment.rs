@@ -33,13 +33,20 @@ impl Segmenter {
 
     /// Byte ranges of the words of `text` (covering it), or nothing for `None`.
     pub fn words(&self, text: &str) -> Vec<(usize, usize)> {
-        match self {
-            Segmenter::Jieba { jieba, hmm } => jieba
-                .cut(text, *hmm)
-                .into_iter()
-                .map(|t| (t.byte_start, t.byte_end))
-                .collect(),
-            Segmenter::None => Vec::new(),
+        let mut words = Vec::new();
+        self.words_into(text, &mut words);
+        words
+    }
+
+    /// [`words`](Self::words), appended to `words`.
+    pub fn words_into(&self, text: &str, words: &mut Vec<(usize, usize)>) {
+        if let Segmenter::Jieba { jieba, hmm } = self {
+            words.extend(
+                jieba
+                    .cut(text, *hmm)
+                    .iter()
+                    .map(|t| (t.byte_start, t.byte_end)),
+            );
         }
     }
 
@@ -62,30 +69,41 @@ pub fn continuation_marks(
     offsets: &[(usize, usize)],
     words: &[(usize, usize)],
 ) -> Vec<bool> {
-    let mut marks: Vec<bool> = ids.iter().map(|&id| tok.is_subword(id)).collect();
+    let mut marks = Vec::with_capacity(ids.len());
+    continuation_marks_into(tok, text, ids, offsets, words, &mut marks);
+    marks
+}
+
+/// [`continuation_marks`], appended to `out`.
+pub fn continuation_marks_into(
+    tok: &WordPieceTokenizer,
+    text: &str,
+    ids: &[u32],
+    offsets: &[(usize, usize)],
+    words: &[(usize, usize)],
+    out: &mut Vec<bool>,
+) {
+    let first = out.len();
+    out.extend(ids.iter().map(|&id| tok.is_subword(id)));
+    let marks = &mut out[first..];
     // Tokens are sorted by offset, words too: sweep both once.
     let mut t = 0usize;
     for &(ws, we) in words {
-        let word = &text[ws..we];
-        let mut nchars = 0usize;
-        let mut all_cjk = true;
-        for c in word.chars() {
-            nchars += 1;
-            all_cjk &= is_cjk(c);
-        }
         while t < offsets.len() && offsets[t].0 < ws {
             t += 1;
         }
-        if nchars < 2 || !all_cjk {
+        // Two CJK characters take at least 6 bytes: shorter words never group (most
+        // words are a single character).
+        if we - ws < 6 {
             continue;
         }
-        // The word's tokens must be exactly its characters, in order.
+        // All characters CJK, and the word's tokens exactly its characters, in order.
         let mut pos = ws;
         let mut k = t;
         let mut ok = true;
-        for c in word.chars() {
+        for c in text[ws..we].chars() {
             let end = pos + c.len_utf8();
-            if k >= offsets.len() || offsets[k] != (pos, end) {
+            if !is_cjk(c) || k >= offsets.len() || offsets[k] != (pos, end) {
                 ok = false;
                 break;
             }
@@ -98,7 +116,6 @@ pub fn continuation_marks(
             }
         }
     }
-    marks
 }
 
 #[cfg(test)]

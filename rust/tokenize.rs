@@ -1,16 +1,40 @@
 //! BERT WordPiece tokenization identical to Hugging Face's `BertTokenizerFast`.
 //!
-//! The `tokenizers` crate does the work; this module only assembles the BERT pipeline
-//! (BertNormalizer → BertPreTokenizer → WordPiece) from a `vocab.txt` or a model
-//! directory, and keeps the per-id tables the masking needs.
+//! The `tokenizers` crate's BERT pipeline (BertNormalizer → BertPreTokenizer → WordPiece),
+//! assembled from a `vocab.txt` or a model directory, defines the result. Chinese text is
+//! almost all characters that pipeline turns into a token of their own whatever surrounds
+//! them, so [`WordPieceTokenizer::encode`] takes a fast path for those: one table lookup
+//! per character. Everything between two such characters goes through the pipeline.
+//!
+//! A character takes the fast path ("stands alone") when
+//! * the normaliser pads it with spaces (BERT's Chinese characters: nothing next to it can
+//!   join its word), or it is left unchanged by the normaliser and the pre-tokenizer
+//!   isolates it (punctuation), and
+//! * the pipeline, given that character alone, makes exactly one token spanning it.
+//!
+//! The normaliser works character by character (cleaning, padding, NFD with canonical
+//! reordering of combining marks, dropping marks, lowercasing), so such a character is
+//! normalised the same in any context and is its own pre-token: its token, and the
+//! tokens of the text between two such characters, are the same whether the pipeline
+//! sees the whole text or the pieces. The decision for each character is made by the
+//! pipeline itself, the first time the character is met, and kept in a table.
+//! The pipeline's result for a short stretch between two such characters depends on
+//! that stretch only; each thread remembers it for the stretches it has met (numbers,
+//! mostly), so a repeated one costs a hash lookup.
+//! Tests compare the two paths over every code point, in contexts, and on random text.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::{ModelWrapper, Tokenizer};
+use tokenizers::{
+    ModelWrapper, NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString,
+    PreTokenizer, Tokenizer,
+};
 
 use crate::error::{Error, Result};
 
@@ -20,8 +44,43 @@ pub const U16_VOCAB_LIMIT: usize = 1 << 16;
 /// Token ids and their byte offsets `(start, end)` in the text.
 pub type Encoded = (Vec<u32>, Vec<(usize, usize)>);
 
+/// Code points below this have a fast-path table entry (the BMP and the CJK extension
+/// planes 2 and 3).
+const TABLE_CHARS: usize = 0x30000;
+/// Table entry of a character not classified yet.
+const UNSEEN: u32 = u32::MAX;
+/// Table entry of a character the pipeline must handle.
+const FALLBACK: u32 = u32::MAX - 1;
+/// Stretches between alone characters up to this many bytes are remembered per thread…
+const MEMO_MAX_BYTES: usize = 32;
+/// … up to this many of them (then the memo starts over: memory stays bounded).
+const MEMO_MAX_RUNS: usize = 1 << 16;
+
+/// Distinguishes tokenizers in the per-thread memo.
+static NEXT_UID: AtomicU64 = AtomicU64::new(0);
+
+/// A token of a short stretch: id, start and end byte relative to the stretch.
+type RunToken = (u32, u8, u8);
+
+/// The pipeline's tokens for short stretches of text, for the tokenizer `uid`.
+#[derive(Default)]
+struct RunMemo {
+    uid: u64,
+    runs: ahash::AHashMap<Box<str>, Box<[RunToken]>>,
+}
+
+thread_local! {
+    static MEMO: RefCell<RunMemo> = RefCell::default();
+}
+
 pub struct WordPieceTokenizer {
     tokenizer: Tokenizer,
+    normalizer: BertNormalizer,
+    /// Per code point: the token id of a character that stands alone, `FALLBACK`, or
+    /// `UNSEEN`. Filled on first use; every thread computes the same value.
+    alone: Box<[AtomicU32]>,
+    /// Key of this tokenizer's entries in the per-thread memo.
+    uid: u64,
     /// Token strings by id.
     tokens: Vec<String>,
     /// `true` for `##` pieces: continuations of the previous token's word.
@@ -151,7 +210,8 @@ impl WordPieceTokenizer {
             .build()
             .map_err(|e| Error::vocab(&source, e.to_string()))?;
         let mut tokenizer = Tokenizer::new(ModelWrapper::WordPiece(model));
-        tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, do_lower_case)));
+        let normalizer = BertNormalizer::new(true, true, None, do_lower_case);
+        tokenizer.with_normalizer(Some(normalizer));
         tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
 
         let is_subword = tokens.iter().map(|t| t.starts_with("##")).collect();
@@ -173,6 +233,9 @@ impl WordPieceTokenizer {
         }
         Ok(Self {
             tokenizer,
+            normalizer,
+            alone: (0..TABLE_CHARS).map(|_| AtomicU32::new(UNSEEN)).collect(),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             tokens,
             is_subword,
             replacement_ids,
@@ -205,11 +268,155 @@ impl WordPieceTokenizer {
 
     /// Token ids and byte offsets into `text`, without special tokens.
     pub fn encode(&self, text: &str) -> Result<Encoded> {
+        let mut ids = Vec::with_capacity(text.len() / 3 + 1);
+        let mut offsets = Vec::with_capacity(text.len() / 3 + 1);
+        self.encode_into(text, &mut ids, &mut offsets)?;
+        Ok((ids, offsets))
+    }
+
+    /// [`encode`](Self::encode), appending to `ids` and `offsets` (byte offsets into `text`).
+    pub fn encode_into(
+        &self,
+        text: &str,
+        ids: &mut Vec<u32>,
+        offsets: &mut Vec<(usize, usize)>,
+    ) -> Result<()> {
+        // Start of the text not tokenized yet: what lies between two alone characters.
+        let mut pending = 0usize;
+        for (i, c) in text.char_indices() {
+            let id = self.alone_id(c);
+            if id == FALLBACK {
+                continue;
+            }
+            if pending < i {
+                self.run_into(&text[pending..i], pending, ids, offsets)?;
+            }
+            let end = i + c.len_utf8();
+            ids.push(id);
+            offsets.push((i, end));
+            pending = end;
+        }
+        if pending < text.len() {
+            self.run_into(&text[pending..], pending, ids, offsets)?;
+        }
+        Ok(())
+    }
+
+    /// The `tokenizers` pipeline alone, without the fast path: the definition `encode`
+    /// must match, and the baseline of benchmarks.
+    pub fn encode_pipeline(&self, text: &str) -> Result<Encoded> {
+        let mut ids = Vec::new();
+        let mut offsets = Vec::new();
+        self.pipeline_into(text, 0, &mut ids, &mut offsets)?;
+        Ok((ids, offsets))
+    }
+
+    /// The pipeline's tokens for `run` (text between alone characters, at byte `base`),
+    /// from the per-thread memo when `run` is short.
+    fn run_into(
+        &self,
+        run: &str,
+        base: usize,
+        ids: &mut Vec<u32>,
+        offsets: &mut Vec<(usize, usize)>,
+    ) -> Result<()> {
+        if run.len() > MEMO_MAX_BYTES {
+            return self.pipeline_into(run, base, ids, offsets);
+        }
+        MEMO.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if memo.uid != self.uid {
+                memo.runs.clear();
+                memo.uid = self.uid;
+            }
+            if let Some(tokens) = memo.runs.get(run) {
+                for &(id, s, e) in tokens.iter() {
+                    ids.push(id);
+                    offsets.push((base + s as usize, base + e as usize));
+                }
+                return Ok(());
+            }
+            // `ids` and `offsets` may hold different lengths already (callers append).
+            let (first_id, first_offset) = (ids.len(), offsets.len());
+            self.pipeline_into(run, base, ids, offsets)?;
+            let tokens = ids[first_id..]
+                .iter()
+                .zip(&offsets[first_offset..])
+                .map(|(&id, &(s, e))| (id, (s - base) as u8, (e - base) as u8))
+                .collect();
+            if memo.runs.len() >= MEMO_MAX_RUNS {
+                memo.runs.clear();
+            }
+            memo.runs.insert(run.into(), tokens);
+            Ok(())
+        })
+    }
+
+    fn pipeline_into(
+        &self,
+        text: &str,
+        base: usize,
+        ids: &mut Vec<u32>,
+        offsets: &mut Vec<(usize, usize)>,
+    ) -> Result<()> {
         let enc = self
             .tokenizer
             .encode(text, false)
             .map_err(|e| Error::Invalid(format!("tokenizer failed: {e}")))?;
-        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+        ids.extend_from_slice(enc.get_ids());
+        offsets.extend(enc.get_offsets().iter().map(|&(s, e)| (s + base, e + base)));
+        Ok(())
+    }
+
+    /// The token id of `c` if it stands alone, else `FALLBACK`.
+    #[inline]
+    fn alone_id(&self, c: char) -> u32 {
+        let Some(slot) = self.alone.get(c as usize) else {
+            return FALLBACK;
+        };
+        let id = slot.load(Ordering::Relaxed);
+        if id != UNSEEN {
+            return id;
+        }
+        let id = self.classify(c);
+        slot.store(id, Ordering::Relaxed);
+        id
+    }
+
+    /// Asks the pipeline whether `c` stands alone (see the module documentation).
+    fn classify(&self, c: char) -> u32 {
+        let mut buf = [0u8; 4];
+        let s: &str = c.encode_utf8(&mut buf);
+        let mut normalized = NormalizedString::from(s);
+        if self.normalizer.normalize(&mut normalized).is_err() {
+            return FALLBACK;
+        }
+        let n = normalized.get();
+        // Padded by the Chinese-character rule: " c ", whatever NFD/lowercasing made of c.
+        let padded = n.len() > 2 && n.starts_with(' ') && n.ends_with(' ');
+        let isolated = padded || (n == s && self.pre_tokenizer_isolates(s));
+        if !isolated {
+            return FALLBACK;
+        }
+        match self.tokenizer.encode(s, false) {
+            Ok(enc) if enc.get_ids().len() == 1 && enc.get_offsets()[0] == (0, s.len()) => {
+                let id = enc.get_ids()[0];
+                debug_assert!(id < FALLBACK);
+                id
+            }
+            _ => FALLBACK,
+        }
+    }
+
+    /// Whether BERT's pre-tokenizer makes `s` a word of its own between two letters
+    /// (punctuation; whitespace is dropped, anything else joins the letters).
+    fn pre_tokenizer_isolates(&self, s: &str) -> bool {
+        let mut pre = PreTokenizedString::from(format!("a{s}a"));
+        if BertPreTokenizer.pre_tokenize(&mut pre).is_err() {
+            return false;
+        }
+        let splits = pre.get_splits(OffsetReferential::Original, OffsetType::Byte);
+        splits.len() == 3 && splits[1].1 == (1, 1 + s.len())
     }
 }
 
@@ -273,6 +480,242 @@ pub(crate) mod tests {
         assert!(!t.replacement_ids().contains(&t.cls_id));
         assert!(!t.replacement_ids().contains(&5)); // [unused1]
         assert!(t.is_subword(t.encode("learning").unwrap().0[1]));
+    }
+
+    /// A vocabulary over every code point below `TABLE_CHARS`: two characters in three are
+    /// tokens, one in five also as a `##` piece, plus a few words; the rest are `[UNK]`.
+    fn wide_tokenizer(do_lower_case: bool) -> WordPieceTokenizer {
+        let mut tokens: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for cp in 0..TABLE_CHARS as u32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            if cp % 3 != 0 {
+                tokens.push(c.to_string());
+            }
+            if cp % 5 == 0 {
+                tokens.push(format!("##{c}"));
+            }
+        }
+        for w in [
+            "hello", "##ing", "ab", "1998", "##99", "Ab", "é", "##é", "cafe", "café",
+        ] {
+            tokens.push(w.to_string());
+        }
+        WordPieceTokenizer::from_tokens(tokens, do_lower_case, PathBuf::from("wide-vocab")).unwrap()
+    }
+
+    /// Compares the fast path with the pipeline on `text`; a readable failure names the
+    /// first differing token.
+    fn assert_same(t: &WordPieceTokenizer, text: &str) {
+        let fast = t.encode(text).unwrap();
+        let slow = t.encode_pipeline(text).unwrap();
+        if fast != slow {
+            let k = (0..fast.0.len().min(slow.0.len()))
+                .find(|&k| fast.0[k] != slow.0[k] || fast.1[k] != slow.1[k])
+                .unwrap_or(fast.0.len().min(slow.0.len()));
+            let show = |e: &Encoded| -> Vec<String> {
+                e.0.iter()
+                    .zip(&e.1)
+                    .skip(k.saturating_sub(2))
+                    .take(5)
+                    .map(|(&i, &(s, e))| format!("{}@{s}..{e}={:?}", t.token(i), &text[s..e]))
+                    .collect()
+            };
+            panic!(
+                "lower={} fast path differs from the pipeline at token {k}:\n  fast {:?}\n  pipe {:?}",
+                t.do_lower_case,
+                show(&fast),
+                show(&slow)
+            );
+        }
+    }
+
+    /// Neighbours each code point is tested between: alone characters (CJK, punctuation,
+    /// a compatibility ideograph that NFD changes), letters, digits, combining marks of
+    /// different classes, whitespace, removed characters.
+    const CONTEXTS: [(&str, &str); 9] = [
+        ("", ""),
+        ("中", "中"),
+        ("a", "a"),
+        ("", "\u{301}"),
+        ("\u{301}", "\u{327}"),
+        ("，", "1"),
+        ("é", "\u{F900}"),
+        ("\u{200B}", " "),
+        ("E\u{334}", "\u{5B0}b"),
+    ];
+
+    /// Every code point in every context, many per text so the pipeline runs on long
+    /// strings (contexts are separated by a character that stands alone or by a space).
+    fn check_code_points(t: &WordPieceTokenizer, cps: impl Iterator<Item = u32>, per_text: usize) {
+        let chars: Vec<char> = cps.filter_map(char::from_u32).collect();
+        for block in chars.chunks(per_text) {
+            for (i, &(before, after)) in CONTEXTS.iter().enumerate() {
+                let sep = if i % 2 == 0 { " " } else { "。" };
+                let mut text = String::new();
+                for &c in block {
+                    text.push_str(before);
+                    text.push(c);
+                    text.push_str(after);
+                    text.push_str(sep);
+                }
+                assert_same(t, &text);
+            }
+            // Each character alone, and next to each other.
+            for &c in block.iter().take(8) {
+                assert_same(t, c.encode_utf8(&mut [0u8; 4]));
+            }
+            assert_same(t, &block.iter().collect::<String>());
+        }
+    }
+
+    #[test]
+    fn fast_path_equals_pipeline_on_every_table_code_point() {
+        for lower in [true, false] {
+            let t = wide_tokenizer(lower);
+            check_code_points(&t, 0..TABLE_CHARS as u32, 64);
+            let alone = t
+                .alone
+                .iter()
+                .filter(|a| a.load(Ordering::Relaxed) < FALLBACK)
+                .count();
+            // BERT's Chinese characters (assigned ones) and punctuation stand alone.
+            assert!(alone > 80_000, "only {alone} characters stand alone");
+            for c in ('\u{4E00}'..='\u{9FA5}').chain("，。！？、“”《》!?,.%".chars()) {
+                assert!(t.alone_id(c) < FALLBACK, "{c:?} does not stand alone");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_equals_pipeline_above_the_table() {
+        // Above the table everything takes the pipeline; check the joins around alone
+        // characters on every code point once (context 1: between CJK characters).
+        let t = wide_tokenizer(true);
+        let chars: Vec<char> = (TABLE_CHARS as u32..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .collect();
+        for block in chars.chunks(512) {
+            let mut text = String::new();
+            for &c in block {
+                text.push('中');
+                text.push(c);
+                text.push('a');
+            }
+            assert_same(&t, &text);
+        }
+    }
+
+    #[test]
+    fn fast_path_equals_pipeline_on_random_unicode() {
+        use rand::{Rng, SeedableRng};
+        // Seeded and bounded: ~20k strings of up to 40 characters from pools that mix
+        // alone characters with everything that can interact with them.
+        let pools: [&[(u32, u32)]; 6] = [
+            &[
+                (0x4E00, 0x9FFF),
+                (0x3400, 0x4DBF),
+                (0xF900, 0xFAFF),
+                (0x20000, 0x2FA1F),
+            ],
+            &[
+                (0x21, 0x7E),
+                (0x3000, 0x303F),
+                (0xFF00, 0xFFEF),
+                (0x2000, 0x206F),
+            ],
+            &[
+                (0x300, 0x36F),
+                (0x591, 0x5C7),
+                (0x1AB0, 0x1AFF),
+                (0x20D0, 0x20FF),
+            ],
+            &[
+                (0x0, 0x20),
+                (0x7F, 0xA0),
+                (0x2028, 0x202F),
+                (0xFFF0, 0xFFFF),
+            ],
+            &[
+                (0xA0, 0x24F),
+                (0x370, 0x52F),
+                (0x1E00, 0x1FFF),
+                (0xAC00, 0xD7A3),
+            ],
+            &[(0x0, 0xD7FF), (0xE000, 0x10FFFF)],
+        ];
+        for lower in [true, false] {
+            let t = wide_tokenizer(lower);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+            for _ in 0..10_000 {
+                let n = rng.random_range(0..40);
+                let text: String = (0..n)
+                    .filter_map(|_| {
+                        let pool = pools[rng.random_range(0..pools.len())];
+                        let (lo, hi) = pool[rng.random_range(0..pool.len())];
+                        char::from_u32(rng.random_range(lo..=hi))
+                    })
+                    .collect();
+                assert_same(&t, &text);
+            }
+        }
+    }
+
+    #[test]
+    fn memo_is_per_tokenizer() {
+        // The same stretches, alternately through a cased and an uncased tokenizer on one
+        // thread: each must get its own pipeline's tokens.
+        let (lower, cased) = (wide_tokenizer(true), wide_tokenizer(false));
+        for _ in 0..3 {
+            for text in ["中Ab中", "中CAFÉ。", "，Ab1998，", "中ab中"] {
+                assert_same(&lower, text);
+                assert_same(&cased, text);
+            }
+        }
+        assert_ne!(lower.encode("中Ab").unwrap(), cased.encode("中Ab").unwrap());
+    }
+
+    #[test]
+    fn encode_into_appends_to_buffers_of_any_length() {
+        // As prep calls it: ids of the whole document so far, offsets of this chunk only.
+        let t = test_tokenizer();
+        let chunks = [
+            "中国1998年，hello世界",
+            "2020年1998，中1998国learning",
+            "1998",
+        ];
+        let mut ids = vec![7u32; 1000];
+        let mut want = ids.clone();
+        for chunk in chunks {
+            let mut offsets = Vec::new();
+            t.encode_into(chunk, &mut ids, &mut offsets).unwrap();
+            let (pids, poffsets) = t.encode_pipeline(chunk).unwrap();
+            want.extend(pids);
+            assert_eq!(offsets, poffsets, "{chunk}");
+            assert_eq!(ids, want, "{chunk}");
+        }
+    }
+
+    #[test]
+    fn long_words_and_unknown_alone_characters() {
+        let t = test_tokenizer();
+        // Over WordPiece's 100-character limit, between alone characters.
+        for text in [
+            format!("中{}国", "a".repeat(101)),
+            format!("中{}", "a".repeat(100)),
+            "中".repeat(150),
+            "龘中😀，Hello，".to_string(),
+        ] {
+            assert_same(&t, &text);
+        }
+        // A Chinese character outside the vocabulary is [UNK] on the fast path too.
+        let (ids, offsets) = t.encode("龘中").unwrap();
+        assert_eq!(ids, [t.unk_id, t.encode("中").unwrap().0[0]]);
+        assert_eq!(offsets, [(0, 3), (3, 6)]);
     }
 
     #[test]

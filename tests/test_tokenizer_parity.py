@@ -4,6 +4,11 @@ Both sides use the same generated vocabulary (see conftest.py). The inputs are ~
 random lines built to hit the tricky parts of BERT's basic tokenization: CJK splitting,
 lowercasing and accent stripping, full-width forms, control and zero-width characters,
 emoji, characters outside the vocabulary and words longer than WordPiece's 100-char limit.
+
+``encode`` takes a one-lookup-per-character fast path for characters BERT always makes a
+token of their own (rust/tokenize.rs); the tests at the end check it on every character of
+the vocabulary and of the CJK blocks, in several contexts, and on seeded random Unicode,
+cased and uncased, with the generated vocabulary and bert-base-chinese's when it is cached.
 """
 
 from __future__ import annotations
@@ -434,4 +439,127 @@ def test_ids_and_offsets_match_without_lowercasing(
         f"\nparity (cased): {len(lines)} lines, {n_tokens} tokens, "
         f"{len(mismatches)} mismatching lines"
     )
+    assert not mismatches, _report(mismatches, len(lines))
+
+
+# ---------------------------------------------------------------- the fast path, exhaustively
+
+# Unicode blocks around Chinese text: BERT's CJK ranges and their neighbours (radicals,
+# symbols and punctuation, kana, enclosed and compatibility forms, full-width forms,
+# extensions up to H).
+CJK_BLOCKS = [
+    (0x2E80, 0x2FDF),
+    (0x2FF0, 0x31FF),
+    (0x3200, 0x4DBF),
+    (0x4DC0, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xFE10, 0xFE4F),
+    (0xFF00, 0xFFEF),
+    (0x20000, 0x2FA1F),
+    (0x30000, 0x323AF),
+]
+# Neighbours each character is tested between: characters that stand alone (CJK,
+# punctuation), a compatibility ideograph NFD changes, letters, digits, combining marks,
+# whitespace and removed characters.
+CONTEXTS = [
+    ("", ""),
+    ("中", "国"),
+    ("a", "b"),
+    ("", "\u0301"),
+    ("，", "1"),
+    ("É", "\uf900"),
+    ("\u200b", "\t"),
+]
+BERT_BASE_CHINESE = (
+    Path(os.environ.get("WWM_CACHE") or Path(__file__).resolve().parents[1] / ".cache")
+    / "bert-base-chinese"
+    / "vocab.txt"
+)
+
+
+def _vocab_chars(vocab_file: Path) -> set[str]:
+    chars: set[str] = set()
+    for line in vocab_file.read_text(encoding="utf-8").splitlines():
+        token = line.rstrip()
+        chars.update(token.removeprefix("##"))
+    return chars
+
+
+def _context_lines(chars: list[str], per_line: int = 48) -> list[str]:
+    lines = []
+    for i in range(0, len(chars), per_line):
+        block = chars[i : i + per_line]
+        for k, (before, after) in enumerate(CONTEXTS):
+            sep = " " if k % 2 else "。"
+            lines.append(sep.join(f"{before}{c}{after}" for c in block))
+        lines.append("".join(block))
+    return [line for line in lines if not any(s in line for s in SPECIAL_TOKENS)]
+
+
+VOCAB_PARAMS = [
+    pytest.param("generated", id="generated-vocab"),
+    pytest.param(
+        "bert-base-chinese",
+        id="bert-base-chinese",
+        marks=pytest.mark.skipif(
+            not BERT_BASE_CHINESE.is_file(), reason="bert-base-chinese vocab not cached"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("do_lower_case", [True, False], ids=["uncased", "cased"])
+@pytest.mark.parametrize("which", VOCAB_PARAMS)
+def test_every_vocab_and_cjk_character_matches_bert_tokenizer_fast(
+    which: str, do_lower_case: bool, vocab_file: Path
+) -> None:
+    import wwm_distill
+
+    vocab = vocab_file if which == "generated" else BERT_BASE_CHINESE
+    chars = _vocab_chars(vocab)
+    for lo, hi in CJK_BLOCKS:
+        chars.update(chr(c) for c in range(lo, hi + 1))
+    ordered = sorted(chars)
+    assert len(ordered) > 100_000
+    lines = _context_lines(ordered)
+    pipeline = wwm_distill.TextPipeline(str(vocab), do_lower_case=do_lower_case)
+    hf_tok = load_hf_tokenizer(vocab, do_lower_case=do_lower_case)
+    mismatches, n_tokens = compare(pipeline, hf_tok, lines)
+    print(f"\n{which} lower={do_lower_case}: {len(ordered)} characters, {n_tokens} tokens")
+    assert not mismatches, _report(mismatches, len(lines))
+
+
+# Pools the fuzz draws characters from: alone characters and what can interact with them.
+FUZZ_POOLS = [
+    [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F)],
+    [(0x21, 0x7E), (0x3000, 0x303F), (0xFF00, 0xFFEF), (0x2000, 0x206F)],
+    [(0x300, 0x36F), (0x591, 0x5C7), (0x1AB0, 0x1AFF), (0x20D0, 0x20FF)],
+    [(0x0, 0x20), (0x7F, 0xA0), (0x2028, 0x202F), (0xFFF0, 0xFFFF)],
+    [(0xA0, 0x24F), (0x370, 0x52F), (0x1E00, 0x1FFF), (0xAC00, 0xD7A3)],
+    [(0x0, 0xD7FF), (0xE000, 0x10FFFF)],
+]
+
+
+def _fuzz_lines(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    lines = []
+    while len(lines) < n:
+        chars = []
+        for _ in range(rng.randint(0, 40)):
+            lo, hi = rng.choice(rng.choice(FUZZ_POOLS))
+            chars.append(chr(rng.randint(lo, hi)))
+        line = "".join(chars)
+        if not any(s in line for s in SPECIAL_TOKENS):
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("do_lower_case", [True, False], ids=["uncased", "cased"])
+def test_random_unicode_matches_bert_tokenizer_fast(vocab_file: Path, do_lower_case: bool) -> None:
+    import wwm_distill
+
+    lines = _fuzz_lines(5_000, seed=7)
+    pipeline = wwm_distill.TextPipeline(str(vocab_file), do_lower_case=do_lower_case)
+    hf_tok = load_hf_tokenizer(vocab_file, do_lower_case=do_lower_case)
+    mismatches, _ = compare(pipeline, hf_tok, lines)
     assert not mismatches, _report(mismatches, len(lines))

@@ -59,7 +59,7 @@ class TextPipeline:
     def replacement_ids(self) -> npt.NDArray[np.uint32]: ...
 
 def bench_components(vocab: str, texts: list[str], hmm: bool = True) -> dict[str, float]:
-    """Single-threaded seconds of the bare jieba-rs cut and tokenizers encode."""
+    """Single-threaded seconds: jieba-rs cut, our WordPiece encode, the tokenizers pipeline."""
 
 class CacheWriter:
     """Writes one teacher-cache shard (`teacher-NNNNN.tkc`), atomically on `finish`."""
