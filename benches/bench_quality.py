@@ -60,12 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         results.mkdir(exist_ok=True)
         shutil.copy(work / "report.json", results / f"quality_{a.scale}.json")
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        table = "\n".join(x for x in md.splitlines() if not x.startswith("![")).rstrip()
         section = (
             f"\n## Quality: distilled vs hard-label students ({a.scale} preset), {stamp}\n\n"
             f"`python benches/bench_quality.py --scale {a.scale} --write-results`\n\n"
             f"{device}, torch {version('torch')}, transformers {version('transformers')}; "
             f"minutes per stage: {took}; raw JSON in `benches/results/quality_{a.scale}.json`."
-            f"\n\n{md}"
+            f"\n\n{table}\n"
         )
         with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:
             f.write(section)
