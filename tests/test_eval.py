@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_torch_thread
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -413,10 +414,8 @@ FAST = ["--lr", "3e-3", "--batch-size", "4", "--epochs", "12", "--max-seq-length
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One thread: tiny models gain nothing from more, and lose a lot on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 def _run(capsys, args: list[str], quiet=True) -> tuple[str, str]:

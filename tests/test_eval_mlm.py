@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import wwm_distill  # noqa: E402
-from conftest import save_model, tiny_config  # noqa: E402
+from conftest import one_torch_thread, save_model, tiny_config  # noqa: E402
 from wwm_distill import teacher  # noqa: E402
 from wwm_distill.cli import eval as cli  # noqa: E402
 from wwm_distill.data import Examples  # noqa: E402
@@ -29,10 +29,9 @@ TIE = 1e-3  # logit gaps below this may order differently across batchings / thr
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    """One thread: tiny models gain nothing from more, and lose a lot on a busy machine."""
+    with one_torch_thread():
+        yield
 
 
 def reference(model_dir: Path, examples_dir: Path, indices=None, cache_dir: Path | None = None):
