@@ -64,7 +64,7 @@ def test_verdict_states_the_spread():
         {"model": "fresh-seed", "top1": [11.0, 13.0], "thucnews": [51.0, 51.0]},
     ]
     v = quality.Experiment.verdict(rows)
-    assert "layers student: distilled beats hard labels" in v and "+10.00" in v
+    assert "layers student: distilled beats hard labels" in v and "(+10.00 points" in v
     assert "more than the spread over 3 seeds" in v
     assert "fresh student: distilled does not beat" in v and "within the spread" in v
     assert "THUCNews accuracy +0.00" in v
