@@ -79,15 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
-
     import wwm_distill
 
     torch.set_num_threads(1)
     quality, ins = inputs(a.work)
     quality.run("tiny", a.work / "tiny", inputs=ins, progress=False)
     wwm_distill.prepare(
-        [ins.corpus], a.work / "prep-2w", ins.vocab, progress=False, max_seq_length=64,
-        doc_stride=32, workers=2, shard_size=100,
+        [ins.corpus],
+        a.work / "prep-2w",
+        ins.vocab,
+        progress=False,
+        max_seq_length=64,
+        doc_stride=32,
+        workers=2,
+        shard_size=100,
     )
     lines = []
     for path in sorted(p for p in a.work.rglob("*") if p.is_file()):
