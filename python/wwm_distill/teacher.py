@@ -23,6 +23,7 @@ import torch
 
 from wwm_distill import _core
 from wwm_distill.data import Examples, read_manifest
+from wwm_distill.errors import CacheError, TeacherError
 
 CACHE_FORMAT = "wwm-distill/teacher"
 CACHE_VERSION = 1
@@ -34,10 +35,6 @@ TOKENIZER_FILES = (
     "added_tokens.json",
 )
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class TeacherError(_core.WwmDistillError):
-    """The teacher cannot be used as it is (wrong vocabulary, untrained MLM head, …)."""
 
 
 # ----------------------------------------------------------------------------- model
@@ -586,12 +583,12 @@ class TeacherCache:
         try:
             self.manifest = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise TeacherError(f"{file}: no teacher cache manifest") from None
+            raise CacheError(f"{file}: no teacher cache manifest") from None
         if (self.manifest.get("format"), self.manifest.get("version")) != (
             CACHE_FORMAT,
             CACHE_VERSION,
         ):
-            raise TeacherError(f"{file}: not a teacher cache of version {CACHE_VERSION}")
+            raise CacheError(f"{file}: not a teacher cache of version {CACHE_VERSION}")
         self.readers = [
             _core.CacheReader(str(self.path / f"{s['name']}.tkc")) for s in self.manifest["shards"]
         ]
@@ -602,7 +599,7 @@ class TeacherCache:
     def check_examples(self, examples: Examples) -> None:
         want = file_sha256(examples.path / "manifest.json")
         if want != self.manifest["examples"]["manifest_sha256"]:
-            raise TeacherError(f"{self.path} was made from other examples than {examples.path}")
+            raise CacheError(f"{self.path} was made from other examples than {examples.path}")
         read_manifest(examples.path)
 
     def __len__(self) -> int:

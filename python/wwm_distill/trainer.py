@@ -22,22 +22,18 @@ import torch
 
 from wwm_distill import _core
 from wwm_distill.data import Examples
+from wwm_distill.errors import TrainingError
 from wwm_distill.objective import Objective
 from wwm_distill.student import build_student
 from wwm_distill.teacher import (
     TOKENIZER_FILES,
     TeacherCache,
-    TeacherError,
     dist_info,
     masked_logits,
     maybe_init_distributed,
 )
 
 BLOCK = 256  # examples per cache block: shuffling keeps reads block-local
-
-
-class TrainingError(TeacherError):
-    """Training cannot go on (NaN loss, bad arguments, mismatched inputs)."""
 
 
 @dataclass

@@ -38,6 +38,7 @@ import torch
 
 from wwm_distill import _core, teacher
 from wwm_distill.data import Examples
+from wwm_distill.errors import EvalError
 
 TOP_K = 5
 ROBERTA_TYPES = ("roberta", "xlm-roberta", "camembert")  # positions start after padding_idx
@@ -69,7 +70,7 @@ def check_positions(model_dir, model, examples: Examples, lengths: np.ndarray) -
     longest = int(lengths.max()) if lengths.size else 0
     if longest > limit:
         made = examples.manifest.get("params", {}).get("max_seq_length", "?")
-        raise teacher.TeacherError(
+        raise EvalError(
             f"{model_dir}: the model takes at most {limit} positions "
             f"(max_position_embeddings {model.config.max_position_embeddings}), but the "
             f"examples in {examples.path} are up to {longest} tokens long (distill-prep "
