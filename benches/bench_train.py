@@ -99,8 +99,8 @@ def child(mode: str, paths: dict, steps: int, batch: int) -> dict:
     import torch
     from wwm_distill import _core
     from wwm_distill.data import Examples
+    from wwm_distill.model import load_masked_lm, masked_logits
     from wwm_distill.objective import Objective
-    from wwm_distill.teacher import load_masked_lm, masked_logits
     from wwm_distill.trainer import to_torch
 
     torch.manual_seed(0)

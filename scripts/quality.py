@@ -392,8 +392,10 @@ class Experiment:
         return self.path("teacher", "student")
 
     def stage_trap(self) -> None:
-        from wwm_distill import teacher
+        from wwm_distill import head, teacher
         from wwm_distill.data import Examples
+        from wwm_distill.errors import TeacherError
+        from wwm_distill.model import load_masked_lm
 
         done = self.path("trap", "trap.json")
         if done.is_file():
@@ -401,14 +403,14 @@ class Experiment:
         self.path("trap").mkdir(parents=True, exist_ok=True)
         examples = self.path("data", "teacher-ex")
         ex = Examples(examples)
-        n_check = min(teacher.CHECK_EXAMPLES, len(ex) // 4)
-        model = teacher.load_masked_lm(self.teacher_dir)
-        before = teacher.check_head(model, ex, n_check)
-        teacher.reinit_head(model, seed=0)
+        n_check = min(head.CHECK_EXAMPLES, len(ex) // 4)
+        model = load_masked_lm(self.teacher_dir)
+        before = head.check_head(model, ex, n_check)
+        head.reinit_head(model, seed=0)
         broken = self.path("trap", "broken")
         model.save_pretrained(broken)
         shutil.copy(self.teacher_dir / "vocab.txt", broken / "vocab.txt")
-        broken_check = teacher.check_head(model, ex, n_check)
+        broken_check = head.check_head(model, ex, n_check)
         try:
             teacher.run_teacher(
                 broken,
@@ -419,10 +421,10 @@ class Experiment:
                 progress=False,
             )
             refused, message = False, ""
-        except teacher.TeacherError as e:
+        except TeacherError as e:
             refused, message = True, str(e).split("\n")[0]
         log(f"trap: re-initialised head refused: {refused}")
-        fixed = teacher.fit_head(
+        fixed = head.fit_head(
             broken,
             examples,
             self.path("trap", "fixed"),

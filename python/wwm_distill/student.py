@@ -11,7 +11,7 @@ import torch
 
 from wwm_distill.data import Examples
 from wwm_distill.errors import TrainingError
-from wwm_distill.teacher import check_vocab, load_masked_lm
+from wwm_distill.model import check_vocab, load_masked_lm
 
 
 def spread_layers(total: int, n: int) -> list[int]:

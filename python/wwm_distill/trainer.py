@@ -21,17 +21,13 @@ import numpy as np
 import torch
 
 from wwm_distill import _core
+from wwm_distill.cache import TeacherCache
 from wwm_distill.data import Examples
+from wwm_distill.distributed import dist_info, maybe_init_distributed
 from wwm_distill.errors import TrainingError
+from wwm_distill.model import TOKENIZER_FILES, masked_logits
 from wwm_distill.objective import Objective
 from wwm_distill.student import build_student
-from wwm_distill.teacher import (
-    TOKENIZER_FILES,
-    TeacherCache,
-    dist_info,
-    masked_logits,
-    maybe_init_distributed,
-)
 
 BLOCK = 256  # examples per cache block: shuffling keeps reads block-local
 

@@ -120,11 +120,11 @@ def format_report(m: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        from wwm_distill import teacher
+        from wwm_distill import head, teacher
 
         if argv[:1] == ["fit-head"]:
             a = fit_head_parser().parse_args(argv[1:])
-            r = teacher.fit_head(
+            r = head.fit_head(
                 a.model,
                 a.examples,
                 a.out,
