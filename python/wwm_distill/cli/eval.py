@@ -48,7 +48,7 @@ mlm (masked-LM scores, no fine-tuning; see below).
 --data DIR finds the splits by name: train.json, dev.tsv, LCQMC_dev.csv, cmrc2018_dev.json,
 DRCD_training.json, cnews.val.txt ... (any .json/.jsonl/.tsv/.csv/.txt named *train* or
 *training*, *dev*, *val* or *validation*). Formats are detected from the contents.
---data FILE (one labelled file, e.g. benches/corpus.py's thucnews.jsonl of
+--data FILE (one labelled file, e.g. scripts/corpus.py's thucnews.jsonl of
 {"category", "text"} lines) is cut into a seeded stratified train/test split: each label
 gives --test-fraction of its examples to the test part (at least one stays in train); the
 same split for every model and seed, recorded in results.json and the table (pair and
