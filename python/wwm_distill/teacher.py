@@ -59,6 +59,22 @@ class Mode:
         return self.sample_n if self.kind == "sample" else self.k
 
 
+def mode_from_options(
+    topk: int = Mode.k,
+    top_p: float | None = Mode.top_p,
+    sample: int | None = Mode.sample_n,
+    step: float = Mode.step,
+) -> Mode:
+    """The mode ``distill-teacher``'s ``--topk`` / ``--top-p`` / ``--sample`` ask for."""
+    if sample is not None and top_p is not None:
+        raise TeacherError("--sample and --top-p exclude each other")
+    if sample is not None:
+        return Mode("sample", k=sample, sample_n=sample, step=step)
+    if top_p is not None:
+        return Mode("top-p", k=topk, top_p=top_p, step=step)
+    return Mode("topk", k=topk, step=step)
+
+
 def select(logp: torch.Tensor, mode: Mode, generator: torch.Generator | None = None) -> dict:
     """Per-position stored entries from full-vocabulary log-probs ``[N, V]`` (float32),
     on the device; returns numpy arrays ready for ``CacheWriter.push``."""
