@@ -651,7 +651,7 @@ class Experiment:
 
     def curves(self) -> list[str]:
         """distill-plot's PNGs of the teacher and the first hard / seed students."""
-        from wwm_distill.cli.plot import plot
+        from wwm_distill.plot import plot
 
         runs = [self.path("teacher")]
         firsts = {}
