@@ -22,7 +22,7 @@ import torch
 from wwm_distill import _core
 from wwm_distill.cache import CACHE_FORMAT, CACHE_VERSION, file_sha256
 from wwm_distill.data import Examples
-from wwm_distill.distributed import dist_info, maybe_init_distributed
+from wwm_distill.distributed import dist_info, maybe_init_distributed, process_device
 from wwm_distill.errors import TeacherError
 from wwm_distill.head import CHECK_EXAMPLES, check_head, untrained_head_message
 from wwm_distill.model import (
@@ -184,8 +184,7 @@ def run_teacher(
         raise TeacherError("--sample must be in 1..65535")
     maybe_init_distributed(device)
     rank, world = dist_info()
-    if torch.device(device).type == "cuda" and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    device = process_device(device, rank, world)
     examples = Examples(examples_dir)
     model = load_masked_lm(model_dir, device, dtype)
     check_vocab(model_dir, examples, model)
