@@ -26,6 +26,11 @@ TOKENIZER_FILES = (
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def default_device() -> str:
+    """The device when none is given: cuda if available, else cpu."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 # ----------------------------------------------------------------------------- model
 
 

@@ -17,12 +17,6 @@ from wwm_distill.cli import defaults_of, fail
 PROG = "distill-teacher"
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """``run_teacher``'s options, with the defaults it and ``Mode`` declare."""
     from wwm_distill.model import DTYPES
@@ -133,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
         from wwm_distill import head, teacher
+        from wwm_distill.model import default_device
 
         if argv[:1] == ["fit-head"]:
             a = fit_head_parser().parse_args(argv[1:])

@@ -116,13 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     a = build_parser().parse_args(argv)
     try:
-        import torch
-
+        from wwm_distill.model import default_device
         from wwm_distill.trainer import TrainConfig, train
 
         options = vars(a).copy()
         options["layers"] = [int(x) for x in a.layers.split(",")] if a.layers else None
-        options["device"] = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        options["device"] = a.device or default_device()
         options["progress"] = not options.pop("quiet")
         last = train(TrainConfig(**options))
         if last and not a.quiet:
