@@ -1,6 +1,6 @@
 """Benchmark the teacher cache (``.tkc``) on a small teacher trained on real Chinese text.
 
-One run, on the People's Daily 1998-01 corpus (``benches/corpus.py``):
+One run, on the People's Daily 1998-01 corpus (``scripts/corpus.py``):
 
 1. Teacher: the corpus is prepared with the distill-prep settings ``max_seq_length=128,
    doc_stride=64, dupe_factor=1`` into ``<cache>/bench/cache_examples/`` and a small BERT
@@ -64,14 +64,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import common  # benches/common.py
-import corpus  # benches/corpus.py: run this file as a script, so benches/ is on sys.path
+import common  # benches/common.py (run this file as a script); puts scripts/ on sys.path
+import corpus  # scripts/corpus.py
 import numpy as np
 import small_teacher  # benches/small_teacher.py
 import torch
 import wwm_distill
 from wwm_distill import _core, teacher
+from wwm_distill.cache import file_sha256
 from wwm_distill.data import Examples, read_manifest
+from wwm_distill.head import CHECK_EXAMPLES, check_sample
+from wwm_distill.model import load_masked_lm, masked_logits, to_device_batch
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
@@ -130,7 +133,7 @@ def prepared(source: Path, out: Path, vocab: Path) -> Examples:
 
 def held_out(examples: Examples) -> tuple[np.ndarray, np.ndarray]:
     """(head-check sample, benchmark pool): both excluded from teacher training."""
-    check = teacher.check_sample(examples, teacher.CHECK_EXAMPLES, seed=0)
+    check = check_sample(examples, CHECK_EXAMPLES, seed=0)
     rest = np.setdiff1d(np.arange(len(examples)), check)
     pool = np.random.default_rng(1).permutation(rest)[:BENCH_POOL]
     return check, pool
@@ -151,8 +154,8 @@ def trained_teacher(examples: Examples, vocab: Path, model_dir: Path, args) -> d
         "batch_size": args.train_batch_size,
         "seed": 0,
         "examples": str(examples.path),
-        "examples_manifest_sha256": teacher.file_sha256(examples.path / "manifest.json"),
-        "held_out": {"check_examples": teacher.CHECK_EXAMPLES, "bench_pool": BENCH_POOL},
+        "examples_manifest_sha256": file_sha256(examples.path / "manifest.json"),
+        "held_out": {"check_examples": CHECK_EXAMPLES, "bench_pool": BENCH_POOL},
     }
     record = model_dir.with_name(model_dir.name + ".json")
     if record.is_file() and (model_dir / "config.json").is_file():
@@ -206,8 +209,8 @@ def full_logp(model, examples: Examples, sample: np.ndarray, batch_size: int):
     row = 0
     t = time.perf_counter()
     for s in range(0, sample.size, batch_size):
-        b = teacher.to_device_batch(examples, sample[s : s + batch_size], "cpu")
-        logits = teacher.masked_logits(
+        b = to_device_batch(examples, sample[s : s + batch_size], "cpu")
+        logits = masked_logits(
             model, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
         )
         n = logits.shape[0]
@@ -577,10 +580,10 @@ def head_timing(model, examples: Examples, sample: np.ndarray, batch_size: int, 
     batches = [sample[s : s + batch_size] for s in range(0, sample.size, batch_size)]
     batches = batches[: n_batches + 1]
     for j, idx in enumerate(batches):
-        b = teacher.to_device_batch(examples, idx, "cpu")
+        b = to_device_batch(examples, idx, "cpu")
         args = (b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"])
         t = time.perf_counter()
-        a = teacher.masked_logits(model, *args)
+        a = masked_logits(model, *args)
         ta = time.perf_counter() - t
         t = time.perf_counter()
         full = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
@@ -931,7 +934,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model_dir = bench / "teacher-small"
     info = trained_teacher(examples, vocab, model_dir, args)
-    model = teacher.load_masked_lm(model_dir)
+    model = load_masked_lm(model_dir)
 
     _, pool = held_out(examples)
     sample = np.sort(pool[: args.examples])

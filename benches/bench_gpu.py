@@ -32,6 +32,7 @@ import wwm_distill
 from common import bert  # benches/common.py
 from wwm_distill import teacher
 from wwm_distill.data import Examples
+from wwm_distill.model import masked_logits, to_device_batch
 from wwm_distill.objective import Objective
 from wwm_distill.trainer import TrainConfig, train
 
@@ -95,11 +96,11 @@ def main() -> None:
     tl, th, tn = (2, 128, 2) if small else (24, 1024, 16)
     big = bert(vocab, tl, th, tn, 512).to(dev, torch.bfloat16 if dev == "cuda" else None).eval()
     idx = np.arange(32)
-    b = teacher.to_device_batch(ex, idx, dev)
+    b = to_device_batch(ex, idx, dev)
 
     @torch.inference_mode()
     def masked():
-        logits = teacher.masked_logits(
+        logits = masked_logits(
             big, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
         )
         return torch.log_softmax(logits.float(), -1).topk(128, -1)
@@ -163,7 +164,7 @@ def main() -> None:
     def step(masked_only: bool):
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
             if masked_only:
-                logits = teacher.masked_logits(student, ids, mask, rows, pos)
+                logits = masked_logits(student, ids, mask, rows, pos)
             else:
                 logits = student(input_ids=ids, attention_mask=mask).logits[rows, pos]
         loss = obj(logits.float(), t_ids, t_logp, tail)["loss"]

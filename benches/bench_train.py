@@ -31,8 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-import corpus  # benches/corpus.py (run this file as a script)
-from common import bert  # benches/common.py
+import common  # benches/common.py (run this file as a script); puts scripts/ on sys.path
+import corpus  # scripts/corpus.py
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "RESULTS.md"
@@ -67,7 +67,7 @@ def setup(cache_root: Path, n_examples: int) -> dict:
     if not (tdir / "config.json").exists():
         torch.manual_seed(0)
         n = wwm_distill.Examples(ex).manifest["vocab"]["size"]
-        m = bert(n, **TEACHER, max_len=SEQ)
+        m = common.bert(n, **TEACHER, max_len=SEQ)
         m.save_pretrained(tdir)
         (tdir / "vocab.txt").write_bytes(Path(vocab).read_bytes())
     cache = work / "cache"
@@ -99,15 +99,15 @@ def child(mode: str, paths: dict, steps: int, batch: int) -> dict:
     import torch
     from wwm_distill import _core
     from wwm_distill.data import Examples
+    from wwm_distill.model import load_masked_lm, masked_logits
     from wwm_distill.objective import Objective
-    from wwm_distill.teacher import load_masked_lm, masked_logits
     from wwm_distill.trainer import to_torch
 
     torch.manual_seed(0)
     n_threads = torch.get_num_threads()
     ex = Examples(paths["examples"])
     vocab = ex.manifest["vocab"]["size"]
-    student = bert(vocab, **STUDENT, max_len=SEQ).train()
+    student = common.bert(vocab, **STUDENT, max_len=SEQ).train()
     opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
     objective = Objective()
     batches = _core.Batches(paths["examples"], paths["cache"])

@@ -1,10 +1,18 @@
-"""Helpers shared by the bench scripts (they run as scripts, so benches/ is on sys.path)."""
+"""Helpers shared by the bench scripts (they run as scripts, so benches/ is on sys.path).
+
+Importing this module also puts the repository's ``scripts/`` on sys.path, for the data
+they measure on: ``import corpus`` (``scripts/corpus.py``) after ``import common``."""
 
 from __future__ import annotations
 
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
 
 
 def version(dist: str) -> str:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU preset of the quality benchmark on a lent GPU machine that reaches no network:
 # carry the extension built here (python/wwm_distill/_core.abi3.so, from `make install`) and
-# the downloads (.cache/corpus, .cache/bert-base-chinese, from `python benches/corpus.py`),
+# the downloads (.cache/corpus, .cache/bert-base-chinese, from `python scripts/corpus.py`),
 # then run this command back to back until it prints the table. Each call starts no new work
 # after $MINUTES (default 7; the teacher checkpoints and stops), so no call passes 8 minutes;
 # every call resumes where the last one stopped (keep the machine warm between calls: the

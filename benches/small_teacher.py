@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from wwm_distill import teacher
 from wwm_distill.data import Examples
+from wwm_distill.head import CHECK_EXAMPLES, check_head, mlm_loss
 
 
 def train(
@@ -30,7 +30,7 @@ def train(
 ):
     """A ``BertForMaskedLM`` of ``config`` (weights seeded 0) trained with plain masked LM
     on ``examples[indices]`` through ``Curriculum``; returns (model, last loss, head check
-    on ``teacher.check_sample``'s held-out examples)."""
+    on ``wwm_distill.head.check_sample``'s held-out examples)."""
     torch.manual_seed(0)
     model = transformers.BertForMaskedLM(transformers.BertConfig(**config))
     loss = train_mlm(
@@ -42,7 +42,7 @@ def train(
         seed=0,
         progress=progress,
     )
-    return model, loss, teacher.check_head(model, examples, teacher.CHECK_EXAMPLES)
+    return model, loss, check_head(model, examples, CHECK_EXAMPLES)
 
 
 def save(model, vocab: Path, out: Path, files: dict[str, str] | None = None) -> None:
@@ -141,7 +141,7 @@ def train_mlm(
     loss_value = float("nan")
     for _ in tqdm(range(steps), desc="mlm", disable=not progress, dynamic_ncols=True):
         idx = rng.choice(len(examples), size=min(batch_size, len(examples)), replace=False)
-        loss = teacher.mlm_loss(model, examples, idx, device)
+        loss = mlm_loss(model, examples, idx, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

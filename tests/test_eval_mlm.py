@@ -19,10 +19,11 @@ transformers = pytest.importorskip("transformers")
 
 import wwm_distill  # noqa: E402
 from conftest import one_torch_thread, save_model, tiny_config  # noqa: E402
-from wwm_distill import teacher  # noqa: E402
+from wwm_distill.cache import TeacherCache  # noqa: E402
 from wwm_distill.cli import eval as cli  # noqa: E402
 from wwm_distill.data import Examples  # noqa: E402
 from wwm_distill.eval import mlm  # noqa: E402
+from wwm_distill.model import load_masked_lm  # noqa: E402
 
 TIE = 1e-3  # logit gaps below this may order differently across batchings / thread counts
 
@@ -47,9 +48,9 @@ _REFERENCES: dict[tuple, dict] = {}
 
 
 def _reference(model_dir: Path, examples_dir: Path, indices, cache_dir: Path | None):
-    model = teacher.load_masked_lm(model_dir)
+    model = load_masked_lm(model_dir)
     ex = Examples(examples_dir)
-    cache = teacher.TeacherCache(cache_dir, ex) if cache_dir else None
+    cache = TeacherCache(cache_dir, ex) if cache_dir else None
     indices = range(len(ex)) if indices is None else indices
     logits, labels, t_ids, t_logp, t_tail = [], [], [], [], []
     with torch.no_grad():

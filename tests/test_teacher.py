@@ -19,13 +19,17 @@ transformers = pytest.importorskip("transformers")
 import wwm_distill  # noqa: E402
 from conftest import save_model  # noqa: E402
 from wwm_distill import _core, teacher  # noqa: E402
+from wwm_distill.cache import TeacherCache  # noqa: E402
 from wwm_distill.data import Examples  # noqa: E402
+from wwm_distill.errors import TeacherError  # noqa: E402
+from wwm_distill.head import head_parameters  # noqa: E402
+from wwm_distill.model import load_masked_lm, masked_logits, to_device_batch  # noqa: E402
 
 
 def full_reference(model_dir: Path, examples_dir: Path):
     """Full-sequence logits (float32, one example at a time) at every masked position, in
     example order, with the log-softmax in float64."""
-    model = teacher.load_masked_lm(model_dir)
+    model = load_masked_lm(model_dir)
     ex = Examples(examples_dir)
     out = []
     with torch.no_grad():
@@ -57,11 +61,11 @@ def assert_top_k(ref_row: np.ndarray, ids: np.ndarray) -> None:
 
 
 def test_head_at_masked_positions_equals_full_head(random_model, examples_dir):
-    model = teacher.load_masked_lm(random_model)
+    model = load_masked_lm(random_model)
     ex = Examples(examples_dir)
-    b = teacher.to_device_batch(ex, [0, 3, 7], "cpu")
+    b = to_device_batch(ex, [0, 3, 7], "cpu")
     with torch.no_grad():
-        masked = teacher.masked_logits(
+        masked = masked_logits(
             model, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
         )
         full = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
@@ -78,7 +82,7 @@ def test_round_trip_against_full_logits(tmp_path, trained_model, examples_dir, m
         trained_model, examples_dir, tmp_path / "c", mode=mode, batch_size=16, progress=False
     )
     ex = Examples(examples_dir)
-    cache = teacher.TeacherCache(tmp_path / "c", ex)
+    cache = TeacherCache(tmp_path / "c", ex)
     assert len(cache) == len(ex)
     g = cache.gather(np.arange(len(ex)))
     ref = full_reference(trained_model, examples_dir)
@@ -127,7 +131,7 @@ def test_sampled_mode_is_unbiased(tmp_path, trained_model, examples_dir):
         mode=teacher.Mode("sample", k=24, sample_n=24),
         progress=False,
     )
-    g = teacher.TeacherCache(tmp_path / "s").gather(np.arange(20))
+    g = TeacherCache(tmp_path / "s").gather(np.arange(20))
     w = np.exp(g["logp"])
     np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
     assert np.allclose(g["tail"], 0)
@@ -143,7 +147,7 @@ def test_alignment_and_mismatch(tmp_path, trained_model, examples_dir, small_voc
         progress=False,
     )
     ex = Examples(examples_dir)
-    cache = teacher.TeacherCache(tmp_path / "c", ex)
+    cache = TeacherCache(tmp_path / "c", ex)
     for k, reader in enumerate(cache.readers):
         n = reader.n_examples
         want = np.diff(ex.shards[k].mask_offsets)
@@ -153,7 +157,7 @@ def test_alignment_and_mismatch(tmp_path, trained_model, examples_dir, small_voc
     (tmp_path / "o.txt").write_text("\n".join(zh_docs[:10]) + "\n", encoding="utf-8")
     wwm_distill.prepare([tmp_path / "o.txt"], other, small_vocab / "vocab.txt", progress=False)
     with pytest.raises(wwm_distill.WwmDistillError, match="other examples"):
-        teacher.TeacherCache(tmp_path / "c", Examples(other))
+        TeacherCache(tmp_path / "c", Examples(other))
 
 
 def test_refuses_other_vocabulary(tmp_path, trained_model, examples_dir):
@@ -162,17 +166,17 @@ def test_refuses_other_vocabulary(tmp_path, trained_model, examples_dir):
     lines = (model_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")
     lines[10], lines[11] = lines[11], lines[10]
     (model_dir / "vocab.txt").write_text("\n".join(lines), encoding="utf-8")
-    with pytest.raises(teacher.TeacherError, match="vocabulary differs"):
+    with pytest.raises(TeacherError, match="vocabulary differs"):
         teacher.run_teacher(model_dir, examples_dir, tmp_path / "c", progress=False)
 
 
 def test_untrained_head_is_detected_and_fit_head_fixes_it(
     tmp_path, trained_model, examples_dir, small_vocab
 ):
-    model = teacher.load_masked_lm(trained_model)
+    model = load_masked_lm(trained_model)
     torch.manual_seed(1)
     with torch.no_grad():
-        for p in teacher.head_parameters(model):  # a randomly initialised head
+        for p in head_parameters(model):  # a randomly initialised head
             p.normal_(0, 0.02) if p.dim() > 1 else p.zero_()
         for name, p in model.cls.named_parameters():
             if "LayerNorm.weight" in name:

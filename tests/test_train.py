@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from wwm_distill import _core  # noqa: E402
+from wwm_distill.cache import TeacherCache  # noqa: E402
 from wwm_distill.data import Examples  # noqa: E402
 from wwm_distill.objective import Objective  # noqa: E402
 from wwm_distill.student import build_student, spread_layers  # noqa: E402
-from wwm_distill.teacher import TeacherCache  # noqa: E402
 from wwm_distill.trainer import split_indices  # noqa: E402
 
 TRAIN = [sys.executable, "-m", "wwm_distill.cli.train"]

@@ -7,5 +7,16 @@ core ``wwm_distill._core``; this package is the thin Python layer over it.
 from wwm_distill._core import TextPipeline, WwmDistillError
 from wwm_distill._core import __version__ as __version__
 from wwm_distill.data import Examples, merge, prepare
+from wwm_distill.errors import CacheError, EvalError, TeacherError, TrainingError
 
-__all__ = ["Examples", "TextPipeline", "WwmDistillError", "merge", "prepare"]
+__all__ = [
+    "CacheError",
+    "EvalError",
+    "Examples",
+    "TeacherError",
+    "TextPipeline",
+    "TrainingError",
+    "WwmDistillError",
+    "merge",
+    "prepare",
+]

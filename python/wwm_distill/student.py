@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 
 from wwm_distill.data import Examples
-from wwm_distill.teacher import TeacherError, check_vocab, load_masked_lm
+from wwm_distill.errors import TrainingError
+from wwm_distill.model import check_vocab, load_masked_lm
 
 
 def spread_layers(total: int, n: int) -> list[int]:
     """``n`` layer indices spread evenly over ``total`` (always the first and last)."""
     if not 1 <= n <= total:
-        raise TeacherError(f"--num-layers {n}: the model has {total} layers")
+        raise TrainingError(f"--num-layers {n}: the model has {total} layers")
     if n == 1:
         return [total - 1]
     return [round(i * (total - 1) / (n - 1)) for i in range(n)]
@@ -29,7 +30,7 @@ def has_tokenizer(directory: Path) -> bool:
 def layer_container(model):
     enc = model.base_model.encoder
     if not hasattr(enc, "layer"):
-        raise TeacherError(f"{type(model).__name__}: no encoder.layer list to pick layers from")
+        raise TrainingError(f"{type(model).__name__}: no encoder.layer list to pick layers from")
     return enc
 
 
@@ -48,7 +49,7 @@ def build_student(
 
     chosen = [x for x in (student, init_from, config) if x is not None]
     if len(chosen) != 1:
-        raise TeacherError("give exactly one of --student, --init-from or --config")
+        raise TrainingError("give exactly one of --student, --init-from or --config")
     if student is not None:
         model = load_masked_lm(student)
         source = Path(student)
@@ -57,7 +58,7 @@ def build_student(
         total = big.config.num_hidden_layers
         picked = layers if layers else spread_layers(total, num_layers or total)
         if any(not 0 <= i < total for i in picked):
-            raise TeacherError(f"--layers {picked}: the model has layers 0..{total - 1}")
+            raise TrainingError(f"--layers {picked}: the model has layers 0..{total - 1}")
         cfg = big.config.__class__.from_dict(
             {**big.config.to_dict(), "num_hidden_layers": len(picked)}
         )
@@ -76,7 +77,7 @@ def build_student(
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [m for m in missing if not m.endswith("position_ids")]
         if missing or unexpected:
-            raise TeacherError(
+            raise TrainingError(
                 f"cannot map weights: missing {missing[:3]}, unexpected {unexpected[:3]}"
             )
         model.tie_weights()
@@ -88,7 +89,7 @@ def build_student(
         try:
             cfg_dict = json.loads(cfg_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
-            raise TeacherError(f"{cfg_path}: cannot read the config ({e})") from None
+            raise TrainingError(f"{cfg_path}: cannot read the config ({e})") from None
         model_type = cfg_dict.pop("model_type", "bert")
         if examples is not None:  # sizes the examples fix, unless the config says otherwise
             cfg_dict.setdefault("vocab_size", examples.manifest["vocab"]["size"])

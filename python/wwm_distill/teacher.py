@@ -10,10 +10,8 @@ background thread while the next chunk computes.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,289 +20,19 @@ import numpy as np
 import torch
 
 from wwm_distill import _core
-from wwm_distill.data import Examples, read_manifest
-
-CACHE_FORMAT = "wwm-distill/teacher"
-CACHE_VERSION = 1
-TOKENIZER_FILES = (
-    "vocab.txt",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
+from wwm_distill.cache import CACHE_FORMAT, CACHE_VERSION, file_sha256
+from wwm_distill.data import Examples
+from wwm_distill.distributed import dist_info, maybe_init_distributed, process_device
+from wwm_distill.errors import TeacherError
+from wwm_distill.head import CHECK_EXAMPLES, check_head, untrained_head_message
+from wwm_distill.model import (
+    check_vocab,
+    config_sha256,
+    length_bucketed,
+    load_masked_lm,
+    masked_logits,
+    to_device_batch,
 )
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class TeacherError(_core.WwmDistillError):
-    """The teacher cannot be used as it is (wrong vocabulary, untrained MLM head, …)."""
-
-
-# ----------------------------------------------------------------------------- model
-
-
-def load_masked_lm(model_dir: str | os.PathLike, device="cpu", dtype="fp32"):
-    """Any Hugging Face BERT/RoBERTa masked-LM checkpoint from a local directory."""
-    from transformers import AutoModelForMaskedLM
-
-    path = Path(model_dir)
-    if not (path / "config.json").is_file():
-        raise TeacherError(f"{path}: not a model directory (no config.json)")
-    try:
-        model = AutoModelForMaskedLM.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise TeacherError(f"{path}: cannot load a masked-LM model ({e})") from None
-    if dtype != "fp32" and torch.device(device).type == "cpu":
-        dtype = "fp32"  # autocast on CPU is slower and less exact than fp32
-    return model.to(device=device, dtype=DTYPES[dtype]).eval()
-
-
-def split_model(model):
-    """(encoder, LM head) of a BERT- or RoBERTa-family masked LM."""
-    head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
-    if head is None:
-        raise TeacherError(f"{type(model).__name__}: no MLM head (cls / lm_head) found")
-    return model.base_model, head
-
-
-def masked_logits(model, input_ids, attention_mask, rows, positions) -> torch.Tensor:
-    """LM-head logits ``[N, V]`` at the masked positions only."""
-    encoder, head = split_model(model)
-    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    return head(hidden[rows, positions])
-
-
-def config_sha256(model_dir: str | os.PathLike) -> str:
-    cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
-
-
-def check_vocab(model_dir: str | os.PathLike, examples: Examples, model=None) -> None:
-    """Refuse a model whose vocabulary differs from the examples'."""
-    want = examples.manifest["vocab"]
-    path = Path(model_dir)
-    if (path / "vocab.txt").is_file() or (path / "tokenizer.json").is_file():
-        got = _core.TextPipeline(str(path), segmenter="none").vocab_sha256
-        if got != want["sha256"]:
-            raise TeacherError(
-                f"{path}: vocabulary differs from the one the examples were made with "
-                f"({got[:12]}… vs {want['sha256'][:12]}… in {examples.path}/manifest.json)"
-            )
-    if model is not None and model.config.vocab_size != want["size"]:
-        raise TeacherError(
-            f"{path}: model vocabulary has {model.config.vocab_size} entries, the examples' "
-            f"{want['size']}"
-        )
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-# ----------------------------------------------------------------------------- batches
-
-
-def to_device_batch(examples: Examples, indices, device) -> dict[str, torch.Tensor]:
-    b = examples.batch(indices)
-    return {k: torch.from_numpy(v).to(device) for k, v in b.items()}
-
-
-def length_bucketed(examples: Examples, indices: np.ndarray, batch_size: int) -> list:
-    """Batches of similar length (less padding); order within the run is restored later."""
-    lengths = np.array([len(examples[int(i)]["input_ids"]) for i in indices])
-    order = np.argsort(-lengths, kind="stable")
-    return [indices[order[s : s + batch_size]] for s in range(0, len(order), batch_size)]
-
-
-# ----------------------------------------------------------------------------- head check
-
-
-@dataclass
-class HeadCheck:
-    accuracy: float
-    baseline: float
-    baseline_token: int
-    positions: int
-
-    @property
-    def ok(self) -> bool:
-        # "clearly better" than always predicting the most frequent token
-        return self.accuracy >= 1.5 * self.baseline + 0.02
-
-    def as_dict(self) -> dict:
-        return {
-            "accuracy": self.accuracy,
-            "most_frequent_token_accuracy": self.baseline,
-            "most_frequent_token_id": self.baseline_token,
-            "positions": self.positions,
-            "passed": self.ok,
-        }
-
-
-# Held-out examples of the masked-LM head check (check_head, fit-head, distill-teacher).
-CHECK_EXAMPLES = 256
-
-
-def check_sample(examples: Examples, n: int, seed: int = 0) -> np.ndarray:
-    """A fixed, seeded sample of examples held out from ``fit-head`` training."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(len(examples), size=min(n, len(examples)), replace=False))
-
-
-@torch.no_grad()
-def check_head(
-    model, examples: Examples, n_examples=CHECK_EXAMPLES, batch_size=32, device="cpu", seed=0
-):
-    """Top-1 masked-LM accuracy of ``model`` on held-out positions vs the most frequent
-    token's."""
-    sample = check_sample(examples, n_examples, seed)
-    hits, labels_all = 0, []
-    for batch in length_bucketed(examples, sample, batch_size):
-        b = to_device_batch(examples, batch, device)
-        logits = masked_logits(
-            model, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
-        )
-        hits += int((logits.argmax(-1) == b["masked_labels"]).sum())
-        labels_all.append(b["masked_labels"].cpu().numpy())
-    labels = np.concatenate(labels_all) if labels_all else np.zeros(0, np.int64)
-    if labels.size == 0:
-        raise TeacherError("the examples have no masked positions to check the teacher on")
-    counts = np.bincount(labels)
-    return HeadCheck(
-        accuracy=hits / labels.size,
-        baseline=float(counts.max() / labels.size),
-        baseline_token=int(counts.argmax()),
-        positions=int(labels.size),
-    )
-
-
-def untrained_head_message(model_dir, examples_dir, chk: HeadCheck) -> str:
-    return (
-        f"the MLM head of {model_dir} looks untrained: top-1 accuracy "
-        f"{100 * chk.accuracy:.1f} % on {chk.positions:,} held-out masked positions, vs "
-        f"{100 * chk.baseline:.1f} % for always predicting the most frequent token (id "
-        f"{chk.baseline_token}). Some released Chinese large checkpoints ship without a trained "
-        f"masked-LM head, and their outputs are noise. Fit the head (encoder frozen) with\n"
-        f"  distill-teacher fit-head --model {model_dir} --examples {examples_dir} "
-        f"--out {Path(model_dir).name}-fithead\n"
-        f"and cache with --model {Path(model_dir).name}-fithead, or pass --skip-check."
-    )
-
-
-# ----------------------------------------------------------------------------- fit-head
-
-
-def mlm_loss(model, examples: Examples, indices, device) -> torch.Tensor:
-    """Hard-label cross entropy of the model's LM head at the masked positions."""
-    b = to_device_batch(examples, indices, device)
-    logits = masked_logits(
-        model, b["input_ids"], b["attention_mask"], b["masked_rows"], b["masked_positions"]
-    )
-    return torch.nn.functional.cross_entropy(logits.float(), b["masked_labels"])
-
-
-def head_parameters(model) -> list[torch.nn.Parameter]:
-    """The MLM head's own weights: transform (dense + LayerNorm) and output bias; the
-    decoder stays tied to the (frozen) input embeddings."""
-    _, head = split_model(model)
-    tied = model.get_output_embeddings().weight
-    return [p for p in head.parameters() if p is not tied]
-
-
-@torch.no_grad()
-def reinit_head(model, seed: int = 0) -> None:
-    """Re-initialise the MLM head's own weights as ``from_pretrained`` does for a checkpoint
-    without them (normal(0, initializer_range), zero bias, LayerNorm 1/0): the untrained-head
-    trap of some released Chinese checkpoints, reproduced on a model of ours."""
-    gen = torch.Generator().manual_seed(seed)
-    std = getattr(model.config, "initializer_range", 0.02)
-    _, head = split_model(model)
-    for name, p in head.named_parameters():
-        if p is model.get_output_embeddings().weight:
-            continue
-        if "LayerNorm.weight" in name or "layer_norm.weight" in name:
-            p.fill_(1.0)
-        elif p.dim() > 1:
-            p.copy_(torch.randn(p.shape, generator=gen) * std)
-        else:
-            p.zero_()
-
-
-def fit_head(
-    model_dir,
-    examples_dir,
-    out_dir,
-    *,
-    steps=1000,
-    lr=1e-3,
-    batch_size=32,
-    device="cpu",
-    seed=0,
-    check_examples=CHECK_EXAMPLES,
-    progress=True,
-) -> dict:
-    """Train only the MLM head on the examples' masked positions and save a complete
-    model directory; the head check must pass on the result."""
-    from tqdm import tqdm
-
-    torch.manual_seed(seed)
-    examples = Examples(examples_dir)
-    model = load_masked_lm(model_dir, device)
-    check_vocab(model_dir, examples, model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = head_parameters(model)
-    for p in params:
-        p.requires_grad_(True)
-    held_out = set(check_sample(examples, check_examples, seed).tolist())
-    pool = np.array([i for i in range(len(examples)) if i not in held_out])
-    if pool.size == 0:
-        raise TeacherError(f"{examples_dir}: too few examples to fit the head on")
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    rng = np.random.default_rng(seed)
-    model.train()
-    bar = tqdm(range(steps), desc="fit-head", disable=not progress, dynamic_ncols=True)
-    loss_value = float("nan")
-    for _ in bar:
-        idx = rng.choice(pool, size=min(batch_size, pool.size), replace=False)
-        loss = mlm_loss(model, examples, idx, device)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_value = float(loss.detach())
-        bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
-    model.eval()
-    chk = check_head(model, examples, check_examples, batch_size, device, seed)
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    for name in TOKENIZER_FILES:
-        if (Path(model_dir) / name).is_file():
-            shutil.copy(Path(model_dir) / name, tmp / name)
-    (tmp / "fit_head.json").write_text(
-        json.dumps(
-            {
-                "source": str(model_dir),
-                "examples": str(examples_dir),
-                "steps": steps,
-                "lr": lr,
-                "batch_size": batch_size,
-                "final_loss": loss_value,
-                "check": chk.as_dict(),
-            },
-            indent=2,
-        )
-    )
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return {"final_loss": loss_value, "check": chk.as_dict(), "out": str(out)}
-
 
 # ----------------------------------------------------------------------------- caching
 
@@ -329,6 +57,22 @@ class Mode:
     @property
     def width(self) -> int:
         return self.sample_n if self.kind == "sample" else self.k
+
+
+def mode_from_options(
+    topk: int = Mode.k,
+    top_p: float | None = Mode.top_p,
+    sample: int | None = Mode.sample_n,
+    step: float = Mode.step,
+) -> Mode:
+    """The mode ``distill-teacher``'s ``--topk`` / ``--top-p`` / ``--sample`` ask for."""
+    if sample is not None and top_p is not None:
+        raise TeacherError("--sample and --top-p exclude each other")
+    if sample is not None:
+        return Mode("sample", k=sample, sample_n=sample, step=step)
+    if top_p is not None:
+        return Mode("top-p", k=topk, top_p=top_p, step=step)
+    return Mode("topk", k=topk, step=step)
 
 
 def select(logp: torch.Tensor, mode: Mode, generator: torch.Generator | None = None) -> dict:
@@ -414,18 +158,6 @@ def shard_name(k: int) -> str:
     return f"teacher-{k:05d}"
 
 
-def dist_info() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def maybe_init_distributed(device) -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend)
-
-
 def run_teacher(
     model_dir,
     examples_dir,
@@ -452,8 +184,7 @@ def run_teacher(
         raise TeacherError("--sample must be in 1..65535")
     maybe_init_distributed(device)
     rank, world = dist_info()
-    if torch.device(device).type == "cuda" and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    device = process_device(device, rank, world)
     examples = Examples(examples_dir)
     model = load_masked_lm(model_dir, device, dtype)
     check_vocab(model_dir, examples, model)
@@ -571,65 +302,3 @@ def run_teacher(
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, out / "manifest.json")
     return manifest
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-class TeacherCache:
-    """The cache written by ``distill-teacher``, aligned with its examples: ``gather``
-    returns padded numpy arrays for any list of global example indices."""
-
-    def __init__(self, path: str | os.PathLike, examples: Examples | None = None):
-        self.path = Path(path)
-        file = self.path / "manifest.json"
-        try:
-            self.manifest = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise TeacherError(f"{file}: no teacher cache manifest") from None
-        if (self.manifest.get("format"), self.manifest.get("version")) != (
-            CACHE_FORMAT,
-            CACHE_VERSION,
-        ):
-            raise TeacherError(f"{file}: not a teacher cache of version {CACHE_VERSION}")
-        self.readers = [
-            _core.CacheReader(str(self.path / f"{s['name']}.tkc")) for s in self.manifest["shards"]
-        ]
-        self.starts = np.cumsum([0] + [r.n_examples for r in self.readers])
-        if examples is not None:
-            self.check_examples(examples)
-
-    def check_examples(self, examples: Examples) -> None:
-        want = file_sha256(examples.path / "manifest.json")
-        if want != self.manifest["examples"]["manifest_sha256"]:
-            raise TeacherError(f"{self.path} was made from other examples than {examples.path}")
-        read_manifest(examples.path)
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
-
-    def gather(self, indices) -> dict[str, np.ndarray]:
-        """Positions of the examples (in order): ids / logp ``[N, k]`` padded to the largest
-        k of the request (logp −inf), tail ``[N]``, entry counts ``[N]``."""
-        indices = np.asarray(indices, dtype=np.int64)
-        shard = np.searchsorted(self.starts, indices, side="right") - 1
-        parts = []
-        # consecutive runs of the same shard keep the request's order
-        cuts = np.flatnonzero(np.diff(shard)) + 1
-        for run in np.split(np.arange(indices.size), cuts):
-            if run.size == 0:
-                continue
-            k = int(shard[run[0]])
-            local = (indices[run] - self.starts[k]).astype(np.uint64)
-            parts.append(self.readers[k].gather(local))
-        width = max(p[0].shape[1] for p in parts)
-
-        def pad(a, value):
-            return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=value)
-
-        return {
-            "ids": np.concatenate([pad(p[0], 0) for p in parts]),
-            "logp": np.concatenate([pad(p[1], -np.inf) for p in parts]),
-            "tail": np.concatenate([p[2] for p in parts]),
-            "counts": np.concatenate([p[3] for p in parts]),
-        }

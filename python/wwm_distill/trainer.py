@@ -21,23 +21,15 @@ import numpy as np
 import torch
 
 from wwm_distill import _core
+from wwm_distill.cache import TeacherCache
 from wwm_distill.data import Examples
+from wwm_distill.distributed import dist_info, maybe_init_distributed, process_device
+from wwm_distill.errors import TrainingError
+from wwm_distill.model import TOKENIZER_FILES, masked_logits
 from wwm_distill.objective import Objective
 from wwm_distill.student import build_student
-from wwm_distill.teacher import (
-    TOKENIZER_FILES,
-    TeacherCache,
-    TeacherError,
-    dist_info,
-    masked_logits,
-    maybe_init_distributed,
-)
 
 BLOCK = 256  # examples per cache block: shuffling keeps reads block-local
-
-
-class TrainingError(TeacherError):
-    """Training cannot go on (NaN loss, bad arguments, mismatched inputs)."""
 
 
 @dataclass
@@ -277,9 +269,8 @@ def train(cfg: TrainConfig) -> dict:
 
     maybe_init_distributed(cfg.device)
     rank, world = dist_info()
-    device = torch.device(cfg.device)
+    device = torch.device(process_device(cfg.device, rank, world))
     if device.type == "cuda" and world > 1:
-        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}")
         torch.cuda.set_device(device)
     run = Path(cfg.out)
     micro = cfg.micro_batch_size or cfg.batch_size // world

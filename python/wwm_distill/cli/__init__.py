@@ -1,5 +1,6 @@
 """Command-line front ends: small argparse layers over importable functions."""
 
+import inspect
 import sys
 from typing import NoReturn
 
@@ -8,3 +9,12 @@ def fail(prog: str, message: str, code: int = 1) -> NoReturn:
     """One clear error line and a non-zero exit, never a traceback."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def defaults_of(function) -> dict:
+    """The keyword defaults a function declares, for its command-line options."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(function).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }

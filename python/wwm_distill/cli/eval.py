@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from wwm_distill import WwmDistillError
-from wwm_distill.cli import fail
+from wwm_distill.cli import defaults_of, fail
 from wwm_distill.eval.tasks import TASKS, find_split
 
 PROG = "distill-eval"
@@ -31,24 +31,28 @@ HYPER = (
     "max_eval_examples",
 )
 
-EPILOG = """\
-defaults              pair / single sentence    span extraction
-  --lr                2e-5                      3e-5
-  --batch-size        32                        32
-  --epochs            3                         2
-  --max-seq-length    128                       384
-  --warmup-ratio      0.1                       0.1
-  --weight-decay      0.01                      0.01
-  --doc-stride                                  128 (tokens shared by neighbouring windows)
-  --max-answer-length                           30 (tokens)
-  --n-best                                      20
+SEEDS = 3  # runs per model unless --seeds says otherwise
+# the defaults table: every setting of Hyper, for both families or span extraction only
+TABLE = {
+    "lr": None,
+    "batch_size": None,
+    "epochs": None,
+    "max_seq_length": None,
+    "warmup_ratio": None,
+    "weight_decay": None,
+    "doc_stride": "tokens shared by neighbouring windows",
+    "max_answer_length": "tokens",
+    "n_best": "",
+}
+SPAN_ONLY = ("doc_stride", "max_answer_length", "n_best")
 
+EPILOG = """\
 tasks: pair lcqmc afqmc cmnli xnli; single tnews chnsenticorp thucnews; span cmrc2018 drcd;
 mlm (masked-LM scores, no fine-tuning; see below).
 --data DIR finds the splits by name: train.json, dev.tsv, LCQMC_dev.csv, cmrc2018_dev.json,
 DRCD_training.json, cnews.val.txt ... (any .json/.jsonl/.tsv/.csv/.txt named *train* or
 *training*, *dev*, *val* or *validation*). Formats are detected from the contents.
---data FILE (one labelled file, e.g. benches/corpus.py's thucnews.jsonl of
+--data FILE (one labelled file, e.g. scripts/corpus.py's thucnews.jsonl of
 {"category", "text"} lines) is cut into a seeded stratified train/test split: each label
 gives --test-fraction of its examples to the test part (at least one stays in train); the
 same split for every model and seed, recorded in results.json and the table (pair and
@@ -66,19 +70,40 @@ model's softmax; the teacher's tail is left out, so this is not a full KL), plus
 the tail merged into one "rest" outcome (>= 0, a lower bound of the full KL). Nothing is
 random, so there is one run per model: --seeds and the fine-tuning settings do not apply.
 --max-eval-examples scores a fixed sample of examples, --batch-size sets examples per forward
-pass (default 32). A run is keyed by model, examples (and their manifest), cache and sample
+pass (default {B}). A run is keyed by model, examples (and their manifest), cache and sample
 size. Refused: a model whose vocabulary differs from the examples', a model with fewer
 positions than the examples are long, a cache made from other examples.
 """
 
 
+def number(value) -> str:
+    """2e-5 (not 2e-05), 0.1, 128."""
+    return f"{value:g}".replace("e-0", "e-")
+
+
+def defaults_table() -> str:
+    """The fine-tuning defaults of both task families (``eval.finetune``) as the help lists
+    them."""
+    from wwm_distill.eval.finetune import CLASSIFICATION_DEFAULTS, SPAN_DEFAULTS
+
+    rows = [f"{'defaults':<22}{'pair / single sentence':<26}span extraction"]
+    for name, note in TABLE.items():
+        pair = "" if name in SPAN_ONLY else number(getattr(CLASSIFICATION_DEFAULTS, name))
+        span = number(getattr(SPAN_DEFAULTS, name)) + (f" ({note})" if note else "")
+        rows.append(f"  {'--' + name.replace('_', '-'):<20}{pair:<26}{span}")
+    return "\n".join(rows) + "\n\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from wwm_distill.eval.runner import Split, run_mlm
+
+    mlm_batch_size = defaults_of(run_mlm)["batch_size"]
     p = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fine-tune and score models on a Chinese task (mean ± std over seeds), "
         "or score their masked-LM heads on held-out distill-prep examples (--task mlm).",
-        epilog=EPILOG,
+        epilog=defaults_table() + EPILOG.replace("{B}", str(mlm_batch_size)),
     )
     p.add_argument("--task", required=True, choices=sorted(TASKS))
     p.add_argument(
@@ -89,20 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, nargs="+", help="Hugging Face model directories")
     p.add_argument("--out", required=True, help="results directory")
     p.add_argument(
-        "--seeds", type=int, help="runs per model (seeds 0..N-1; default 3; not for mlm)"
+        "--seeds", type=int, help=f"runs per model (seeds 0..N-1; default {SEEDS}; not for mlm)"
     )
     g = p.add_argument_group("one labelled file (--data FILE)")
     g.add_argument(
-        "--test-fraction", type=float, help="share of each label held out for testing (0.2)"
+        "--test-fraction",
+        type=float,
+        help=f"share of each label held out for testing ({Split.test_fraction})",
     )
-    g.add_argument("--split-seed", type=int, help="seed of the stratified split (0)")
+    g.add_argument("--split-seed", type=int, help=f"seed of the stratified split ({Split.seed})")
     g = p.add_argument_group("--task mlm")
     g.add_argument("--examples", help="held-out distill-prep output directory")
     g.add_argument("--cache", help="distill-teacher output made from those examples")
     g = p.add_argument_group("fine-tuning (default: the task family's, see below)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--lr", type=float)
-    g.add_argument("--batch-size", type=int, help="(mlm: examples per forward pass, 32)")
+    g.add_argument(
+        "--batch-size", type=int, help=f"(mlm: examples per forward pass, {mlm_batch_size})"
+    )
     g.add_argument("--max-seq-length", type=int)
     g.add_argument("--warmup-ratio", type=float)
     g.add_argument("--weight-decay", type=float)
@@ -150,7 +179,7 @@ def _finetune(a) -> str:
         fail(PROG, "give --data DIR, --data FILE, or both --train FILE and --eval FILE")
     if a.data and (a.train or a.eval):
         fail(PROG, "give either --data or --train/--eval, not both")
-    seeds = 3 if a.seeds is None else a.seeds
+    seeds = SEEDS if a.seeds is None else a.seeds
     if seeds < 1:
         fail(PROG, "--seeds must be at least 1")
     from wwm_distill.eval import runner
@@ -160,8 +189,11 @@ def _finetune(a) -> str:
     split = None
     if single:
         split = runner.Split(
-            0.2 if a.test_fraction is None else a.test_fraction,
-            0 if a.split_seed is None else a.split_seed,
+            **{
+                k: v
+                for k, v in (("test_fraction", a.test_fraction), ("seed", a.split_seed))
+                if v is not None
+            }
         )
         if not 0.0 < split.test_fraction < 1.0:
             fail(PROG, f"--test-fraction must be between 0 and 1, not {split.test_fraction}")
@@ -208,7 +240,7 @@ def _mlm(a) -> str:
         a.out,
         cache_dir=a.cache,
         max_examples=a.max_eval_examples,
-        batch_size=32 if a.batch_size is None else a.batch_size,
+        **({} if a.batch_size is None else {"batch_size": a.batch_size}),
         device=a.device,
         progress=not a.quiet,
         log=_log(a),

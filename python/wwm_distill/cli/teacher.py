@@ -12,18 +12,17 @@ import argparse
 import sys
 
 from wwm_distill import WwmDistillError
-from wwm_distill.cli import fail
+from wwm_distill.cli import defaults_of, fail
 
 PROG = "distill-teacher"
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """``run_teacher``'s options, with the defaults it and ``Mode`` declare."""
+    from wwm_distill.model import DTYPES
+    from wwm_distill.teacher import Mode, run_teacher
+
+    run = defaults_of(run_teacher)
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Cache a masked-LM teacher's outputs (top-k / top-p / sampled) at every "
@@ -35,53 +34,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", required=True, help="distill-prep output directory")
     p.add_argument("--out", required=True, help="cache directory")
     g = p.add_argument_group("what to keep per position")
-    g.add_argument("--topk", type=int, default=128, help="most entries kept per position")
+    g.add_argument("--topk", type=int, default=Mode.k, help="most entries kept per position")
     g.add_argument(
         "--top-p",
         type=float,
-        default=None,
+        default=Mode.top_p,
         help="keep the shortest prefix holding this mass (at most --topk)",
     )
     g.add_argument(
         "--sample",
         type=int,
-        default=None,
+        default=Mode.sample_n,
         metavar="N",
         help="random-sampling KD: N draws per position, stored with counts",
     )
     g.add_argument(
         "--logprob-step",
         type=float,
-        default=0.019,
+        default=Mode.step,
         help="log-prob quantisation step in nats (error <= step/2)",
     )
     g = p.add_argument_group("run")
-    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--batch-size", type=int, default=run["batch_size"])
     g.add_argument(
         "--dtype",
-        choices=["fp32", "bf16", "fp16"],
-        default="fp32",
+        choices=list(DTYPES),
+        default=run["dtype"],
         help="teacher weights on GPU (on CPU always fp32)",
     )
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     g.add_argument(
         "--chunk-examples",
         type=int,
-        default=1024,
+        default=run["chunk_examples"],
         help="examples per hand-over to the background writer",
     )
     g.add_argument(
-        "--check-examples", type=int, default=256, help="held-out examples for the MLM-head check"
+        "--check-examples",
+        type=int,
+        default=run["check_examples"],
+        help="held-out examples for the MLM-head check",
     )
     g.add_argument(
         "--skip-check", action="store_true", help="cache even if the MLM head looks untrained"
     )
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=run["seed"])
     g.add_argument("--quiet", action="store_true")
     return p
 
 
 def fit_head_parser() -> argparse.ArgumentParser:
+    """``fit_head``'s options, with the defaults it declares."""
+    from wwm_distill.head import fit_head
+
+    fit = defaults_of(fit_head)
     p = argparse.ArgumentParser(
         prog=f"{PROG} fit-head",
         description="Train only the MLM head (transform + bias; decoder tied to the input "
@@ -91,12 +97,12 @@ def fit_head_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--examples", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=fit["steps"])
+    p.add_argument("--lr", type=float, default=fit["lr"])
+    p.add_argument("--batch-size", type=int, default=fit["batch_size"])
     p.add_argument("--device", default=None)
-    p.add_argument("--check-examples", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check-examples", type=int, default=fit["check_examples"])
+    p.add_argument("--seed", type=int, default=fit["seed"])
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -120,11 +126,12 @@ def format_report(m: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        from wwm_distill import teacher
+        from wwm_distill import head, teacher
+        from wwm_distill.model import default_device
 
         if argv[:1] == ["fit-head"]:
             a = fit_head_parser().parse_args(argv[1:])
-            r = teacher.fit_head(
+            r = head.fit_head(
                 a.model,
                 a.examples,
                 a.out,
@@ -147,14 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(1)
             return
         a = build_parser().parse_args(argv)
-        if a.sample is not None and a.top_p is not None:
-            fail(PROG, "--sample and --top-p exclude each other")
-        if a.sample is not None:
-            mode = teacher.Mode("sample", k=a.sample, sample_n=a.sample, step=a.logprob_step)
-        elif a.top_p is not None:
-            mode = teacher.Mode("top-p", k=a.topk, top_p=a.top_p, step=a.logprob_step)
-        else:
-            mode = teacher.Mode("topk", k=a.topk, step=a.logprob_step)
+        mode = teacher.mode_from_options(a.topk, a.top_p, a.sample, a.logprob_step)
         m = teacher.run_teacher(
             a.model,
             a.examples,

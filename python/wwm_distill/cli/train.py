@@ -19,6 +19,10 @@ PROG = "distill-train"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``TrainConfig``, with its defaults (declared there only)."""
+    from wwm_distill.objective import TAIL_MODES
+    from wwm_distill.trainer import TrainConfig as C
+
     p = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -44,59 +48,64 @@ def build_parser() -> argparse.ArgumentParser:
         "tokenizer default to the examples')",
     )
     g = p.add_argument_group("objective")
-    g.add_argument("--alpha-ce", type=float, default=1.0)
-    g.add_argument("--alpha-cos", type=float, default=1.0)
+    g.add_argument("--alpha-ce", type=float, default=C.alpha_ce)
+    g.add_argument("--alpha-cos", type=float, default=C.alpha_cos)
     g.add_argument(
         "--alpha-mlm",
         type=float,
-        default=None,
+        default=C.alpha_mlm,
         help="weight of the hard-label MLM cross entropy (default: 0 with --cache, 1 without)",
     )
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--tail", choices=["drop", "renorm", "bucket"], default="drop")
+    g.add_argument("--temperature", type=float, default=C.temperature)
+    g.add_argument("--tail", choices=TAIL_MODES, default=C.tail)
     g = p.add_argument_group("optimisation")
     g.add_argument(
         "--batch-size",
         type=int,
-        default=384,
+        default=C.batch_size,
         help="global batch = micro-batch x accumulation x processes",
     )
-    g.add_argument("--micro-batch-size", type=int, default=None)
-    g.add_argument("--lr", type=float, default=5e-5)
-    g.add_argument("--weight-decay", type=float, default=0.01)
-    g.add_argument("--warmup-steps", type=int, default=20000)
-    g.add_argument("--max-steps", type=int, default=1_000_000)
-    g.add_argument("--clip", type=float, default=1.0)
+    g.add_argument("--micro-batch-size", type=int, default=C.micro_batch_size)
+    g.add_argument("--lr", type=float, default=C.lr)
+    g.add_argument("--weight-decay", type=float, default=C.weight_decay)
+    g.add_argument("--warmup-steps", type=int, default=C.warmup_steps)
+    g.add_argument("--max-steps", type=int, default=C.max_steps)
+    g.add_argument("--clip", type=float, default=C.clip)
     g.add_argument(
         "--dtype",
         choices=["bf16", "fp16", "fp32"],
-        default="bf16",
+        default=C.dtype,
         help="autocast dtype on GPU (CPU always trains in fp32)",
     )
-    g.add_argument("--group-by-length", action="store_true")
+    g.add_argument("--group-by-length", action="store_true", default=C.group_by_length)
     g.add_argument(
-        "--dropout", type=float, default=None, help="override the student's dropout probabilities"
+        "--dropout",
+        type=float,
+        default=C.dropout,
+        help="override the student's dropout probabilities",
     )
     g = p.add_argument_group("run")
-    g.add_argument("--eval-examples", type=int, default=2000, help="fixed held-out split")
-    g.add_argument("--eval-every", type=int, default=1000)
-    g.add_argument("--save-every", type=int, default=1000)
-    g.add_argument("--keep-checkpoints", type=int, default=3)
-    g.add_argument("--log-every", type=int, default=10)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--eval-examples", type=int, default=C.eval_examples, help="fixed held-out split"
+    )
+    g.add_argument("--eval-every", type=int, default=C.eval_every)
+    g.add_argument("--save-every", type=int, default=C.save_every)
+    g.add_argument("--keep-checkpoints", type=int, default=C.keep_checkpoints)
+    g.add_argument("--log-every", type=int, default=C.log_every)
+    g.add_argument("--seed", type=int, default=C.seed)
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    g.add_argument("--prefetch", type=int, default=4)
-    g.add_argument("--loader-threads", type=int, default=2)
+    g.add_argument("--prefetch", type=int, default=C.prefetch)
+    g.add_argument("--loader-threads", type=int, default=C.loader_threads)
     g.add_argument(
         "--stop-at-step",
         type=int,
-        default=None,
+        default=C.stop_at_step,
         help="checkpoint and stop after this step (rerun to continue)",
     )
     g.add_argument(
         "--stop-after-minutes",
         type=float,
-        default=None,
+        default=C.stop_after_minutes,
         help="checkpoint and stop once this much time has passed (rerun to continue)",
     )
     g.add_argument("--quiet", action="store_true")
@@ -107,13 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     a = build_parser().parse_args(argv)
     try:
-        import torch
-
+        from wwm_distill.model import default_device
         from wwm_distill.trainer import TrainConfig, train
 
         options = vars(a).copy()
         options["layers"] = [int(x) for x in a.layers.split(",")] if a.layers else None
-        options["device"] = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        options["device"] = a.device or default_device()
         options["progress"] = not options.pop("quiet")
         last = train(TrainConfig(**options))
         if last and not a.quiet:

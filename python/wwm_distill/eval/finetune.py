@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from wwm_distill.eval import features, metrics
 from wwm_distill.eval.tasks import SPAN, Task
+from wwm_distill.model import default_device
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def defaults(task: Task, **overrides) -> Hyper:
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return torch.device(name or default_device())
 
 
 def load_tokenizer(model_dir: str | Path):

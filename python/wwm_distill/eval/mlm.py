@@ -36,8 +36,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wwm_distill import _core, teacher
+from wwm_distill import _core
+from wwm_distill.cache import TeacherCache
 from wwm_distill.data import Examples
+from wwm_distill.errors import EvalError
+from wwm_distill.model import check_vocab, load_masked_lm, masked_logits
 
 TOP_K = 5
 ROBERTA_TYPES = ("roberta", "xlm-roberta", "camembert")  # positions start after padding_idx
@@ -69,7 +72,7 @@ def check_positions(model_dir, model, examples: Examples, lengths: np.ndarray) -
     longest = int(lengths.max()) if lengths.size else 0
     if longest > limit:
         made = examples.manifest.get("params", {}).get("max_seq_length", "?")
-        raise teacher.TeacherError(
+        raise EvalError(
             f"{model_dir}: the model takes at most {limit} positions "
             f"(max_position_embeddings {model.config.max_position_embeddings}), but the "
             f"examples in {examples.path} are up to {longest} tokens long (distill-prep "
@@ -115,13 +118,13 @@ def score_positions(
 
 
 def _load(model_dir, device):
-    """``teacher.load_masked_lm`` without transformers' weight-loading progress bar."""
+    """``load_masked_lm`` without transformers' weight-loading progress bar."""
     from transformers.utils import logging
 
     bars = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()
     try:
-        return teacher.load_masked_lm(model_dir, device)
+        return load_masked_lm(model_dir, device)
     finally:
         if bars:
             logging.enable_progress_bar()
@@ -146,9 +149,9 @@ def evaluate(
         raise ValueError(f"batch size must be positive, not {batch_size}")
     examples = Examples(examples_dir)
     if cache_dir is not None:
-        teacher.TeacherCache(cache_dir, examples)  # refuses a cache of other examples
+        TeacherCache(cache_dir, examples)  # refuses a cache of other examples
     model = _load(model_dir, device)
-    teacher.check_vocab(model_dir, examples, model)
+    check_vocab(model_dir, examples, model)
     lengths = example_lengths(examples)
     limit = check_positions(model_dir, model, examples, lengths)
     indices = sample_indices(len(examples), max_examples)
@@ -166,7 +169,7 @@ def evaluate(
         if b["masked_labels"].size == 0:
             continue
         t = {k: torch.from_numpy(np.asarray(v)).to(device) for k, v in b.items()}
-        logits = teacher.masked_logits(
+        logits = masked_logits(
             model,
             t["input_ids"].long(),
             t["attention_mask"].long(),

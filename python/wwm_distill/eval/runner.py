@@ -196,9 +196,9 @@ def run_mlm(
 ) -> tuple[list[dict], str]:
     """Masked-LM scores (``eval.mlm``) of every model not in ``out_dir/results.json`` yet
     with the same examples (and manifest), cache and sample size; one run per model."""
+    from wwm_distill.cache import TeacherCache, file_sha256
     from wwm_distill.eval import mlm
     from wwm_distill.eval.finetune import pick_device
-    from wwm_distill.teacher import TeacherCache, file_sha256
 
     task = TASKS["mlm"]
     models = unique(models)

@@ -36,7 +36,7 @@ Files produced:
 
 Usage::
 
-    python benches/corpus.py [--cache DIR]
+    python scripts/corpus.py [--cache DIR]
 """
 
 from __future__ import annotations
