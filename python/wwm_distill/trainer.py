@@ -49,11 +49,11 @@ class TrainConfig:
     warmup_steps: int = 20000
     max_steps: int = 1_000_000
     clip: float = 1.0
-    alpha_ce: float = 1.0
-    alpha_cos: float = 1.0
+    alpha_ce: float = Objective.alpha_ce
+    alpha_cos: float = Objective.alpha_cos
     alpha_mlm: float | None = None  # default: 0 with a cache, 1 without
-    temperature: float = 1.0
-    tail: str = "drop"
+    temperature: float = Objective.temperature
+    tail: str = Objective.tail
     eval_examples: int = 2000
     eval_every: int = 1000
     save_every: int = 1000
