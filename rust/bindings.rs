@@ -53,7 +53,7 @@ fn guarded<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send)
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(WwmDistillError::new_err(format!("internal error: {msg}")))
+            Err(to_py(Error::Internal(msg)))
         }
     }
 }
@@ -101,7 +101,7 @@ fn prep(py: Python<'_>, config_json: &str, progress: &PyProgress) -> PyResult<St
         .map_err(|e| WwmDistillError::new_err(format!("bad prep configuration: {e}")))?;
     let p = progress.0.clone();
     let m = guarded(py, move || crate::prep::run(&cfg, &p))?;
-    Ok(serde_json::to_string_pretty(&m).expect("serializable"))
+    Ok(m.to_json())
 }
 
 /// Combine the outputs of several `--num-shards/--shard-index` runs into `out`.
@@ -109,7 +109,7 @@ fn prep(py: Python<'_>, config_json: &str, progress: &PyProgress) -> PyResult<St
 #[pyo3(signature = (out, dirs, overwrite=false))]
 fn merge(py: Python<'_>, out: PathBuf, dirs: Vec<PathBuf>, overwrite: bool) -> PyResult<String> {
     let m = guarded(py, move || crate::merge::merge(&out, &dirs, overwrite))?;
-    Ok(serde_json::to_string_pretty(&m).expect("serializable"))
+    Ok(m.to_json())
 }
 
 /// The tokenizer and segmenter of a prep run, for inspection and tests.
