@@ -26,30 +26,47 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "tests" / "fixtures" / "zh_docs.txt"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
-# JSON keys whose values are times, rates, hosts or paths (they differ run to run).
+# JSON keys whose values are wall-clock times or rates (they differ run to run), and the
+# hash of an examples manifest (a file that holds paths and times; it is fingerprinted
+# itself, scrubbed).
 VOLATILE = re.compile(
-    r"(second|elapsed|time|date|_s$|per_s|rate|throughput|samples_s|host|path|dir$|"
-    r"^vocab$|^out$|^examples$|^cache$|^model$|^inputs$|^file$|^student$|^teacher$|^config$)"
+    r"(second|elapsed|time|date|finished|started|_s$|per_s|rate|throughput|manifest_sha256)"
 )
 SKIPPED = {".png", ".md", ".log"}
 
 
-def scrub(obj):
+def scrub(obj, work: str):
+    """Times and rates dropped, the working directory's path written as <WORK>."""
     if isinstance(obj, dict):
-        return {k: scrub(v) for k, v in obj.items() if not VOLATILE.search(k)}
-    if isinstance(obj, list):
-        return [scrub(v) for v in obj]
+        return {k: scrub(v, work) for k, v in obj.items() if not VOLATILE.search(str(k))}
+    if isinstance(obj, (list, tuple)):
+        return [scrub(v, work) for v in obj]
+    if isinstance(obj, str):
+        return obj.replace(work, "<WORK>")
+    if isinstance(obj, Path):
+        return str(obj).replace(work, "<WORK>")
+    if hasattr(obj, "detach"):  # a tensor: its dtype, shape and bytes
+        t = obj.detach().cpu().contiguous()
+        raw = t.view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes()
+        return f"{t.dtype}{tuple(t.shape)}:{hashlib.sha256(raw).hexdigest()}"
+    if isinstance(obj, float) and obj != obj:
+        return "nan"
     return obj
 
 
-def digest(path: Path) -> str | None:
+def digest(path: Path, work: str) -> str | None:
     if path.suffix in SKIPPED or path.name in {"timings.json"}:
         return None
     if path.suffix in {".json", ".jsonl"}:
         text = path.read_text(encoding="utf-8")
         rows = text.splitlines() if path.suffix == ".jsonl" else [text]
-        canon = [json.dumps(scrub(json.loads(r)), sort_keys=True) for r in rows if r.strip()]
+        canon = [json.dumps(scrub(json.loads(r), work), sort_keys=True) for r in rows if r.strip()]
         return hashlib.sha256("\n".join(canon).encode()).hexdigest()
+    if path.suffix == ".pt":  # a pickle holding the run's paths: hash what it holds
+        import torch
+
+        obj = scrub(torch.load(path, map_location="cpu", weights_only=False), work)
+        return hashlib.sha256(json.dumps(obj, sort_keys=True, default=repr).encode()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -79,19 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
-
     import wwm_distill
 
     torch.set_num_threads(1)
+    a.work = a.work.resolve()
     quality, ins = inputs(a.work)
     quality.run("tiny", a.work / "tiny", inputs=ins, progress=False)
     wwm_distill.prepare(
-        [ins.corpus], a.work / "prep-2w", ins.vocab, progress=False, max_seq_length=64,
-        doc_stride=32, workers=2, shard_size=100,
+        [ins.corpus],
+        a.work / "prep-2w",
+        ins.vocab,
+        progress=False,
+        max_seq_length=64,
+        doc_stride=32,
+        workers=2,
+        shard_size=100,
     )
     lines = []
     for path in sorted(p for p in a.work.rglob("*") if p.is_file()):
-        h = digest(path)
+        h = digest(path, str(a.work.resolve()))
         if h is not None:
             lines.append(f"{h}  {path.relative_to(a.work)}")
     text = "\n".join(lines) + "\n"
