@@ -17,6 +17,23 @@ pub enum DocSep {
     Blank,
 }
 
+impl DocSep {
+    pub const fn name(self) -> &'static str {
+        match self {
+            DocSep::Line => "line",
+            DocSep::Blank => "blank",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "line" => Some(DocSep::Line),
+            "blank" => Some(DocSep::Blank),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Text,

@@ -186,7 +186,15 @@ impl Manifest {
 /// Reads and checks `dir/manifest.json`.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&path).at(&path)?;
+    let text = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::data(
+                path.display().to_string(),
+                "no examples manifest (run distill-prep)",
+            ))
+        }
+        r => r.at(&path)?,
+    };
     let m: Manifest = serde_json::from_str(&text)
         .map_err(|e| Error::data(path.display().to_string(), format!("bad manifest: {e}")))?;
     if m.format != MANIFEST_FORMAT || m.version != MANIFEST_VERSION {
