@@ -53,12 +53,14 @@ impl PyPrepConfig {
     ))]
     // The same defaults, spelled out for `inspect.signature` and the stub (a test checks
     // them against `defaults()`).
-    #[pyo3(text_signature = "(inputs, out, vocab, *, do_lower_case=None, segmenter='jieba', \
+    #[pyo3(
+        text_signature = "(inputs, out, vocab, *, do_lower_case=None, segmenter='jieba', \
         hmm=True, user_dict=None, doc_sep='line', text_fields=[], max_seq_length=512, \
         doc_stride=256, dupe_factor=5, max_predictions_per_seq=20, masked_lm_prob=0.15, \
         short_seq_prob=0.0, min_chars=20, max_doc_chars=1000000, seed=12345, \
         shard_size=65536, num_shards=1, shard_index=0, strict=False, workers=0, \
-        overwrite=False)")]
+        overwrite=False)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn new(
         inputs: Vec<String>,

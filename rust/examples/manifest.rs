@@ -78,8 +78,9 @@ impl Report {
         }
     }
 
-    /// Adds the counts of `other` (another machine's run, or a later part of this one):
-    /// sums, the first listed records, and the longer of the two elapsed times.
+    /// Adds the counts of `other` (a document of this run, or another machine's run):
+    /// sums, the first listed records, and the longer of the two elapsed times. The one
+    /// arithmetic prep (per document) and merge (per run) use.
     pub fn add(&mut self, other: &Report) {
         self.documents_read += other.documents_read;
         self.documents_used += other.documents_used;

@@ -73,19 +73,19 @@ impl Writer {
                 skip = p.consumed as usize; // its counts are in the restored report
             }
             _ => {
-                let r = &mut self.report;
-                if doc.piece == 0 {
-                    r.documents_read += 1;
-                    r.documents_used += 1;
-                } else {
-                    r.long_document_pieces += 1;
-                }
-                r.invalid_utf8_lines += doc.bad_utf8_lines as u64;
-                r.chars += out.chars;
-                r.bytes += out.bytes;
-                r.tokens += out.tokens;
-                r.unk_tokens += out.unk;
-                r.windows += out.windows;
+                let (whole, piece) = ((doc.piece == 0) as u64, (doc.piece != 0) as u64);
+                self.report.add(&Report {
+                    documents_read: whole,
+                    documents_used: whole,
+                    long_document_pieces: piece,
+                    invalid_utf8_lines: doc.bad_utf8_lines as u64,
+                    chars: out.chars,
+                    bytes: out.bytes,
+                    tokens: out.tokens,
+                    unk_tokens: out.unk,
+                    windows: out.windows,
+                    ..Report::default()
+                });
                 progress.documents.fetch_add(1, Ordering::Relaxed);
                 progress.chars.fetch_add(out.chars, Ordering::Relaxed);
             }
