@@ -15,7 +15,7 @@ import pytest
 from reference import ReferenceExamples  # tests/reference.py
 from wwm_distill import WwmDistillError, _core
 from wwm_distill.cli.prep import build_parser
-from wwm_distill.data import Examples
+from wwm_distill.data import Examples, read_manifest
 
 CACHE_FIXTURES = Path(__file__).parent / "fixtures" / "cache_v1"
 COLUMNS = ("tokens", "labels", "positions", "token_offsets", "mask_offsets")
@@ -54,6 +54,9 @@ def test_examples_reader_matches_the_numpy_reference(examples_dir):
     for key in want:
         assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), key
     assert _core.read_examples_manifest(examples_dir) == ref.manifest
+    assert read_manifest(examples_dir / "manifest.json") == read_manifest(examples_dir)
+    with pytest.raises(WwmDistillError, match="no examples manifest"):
+        read_manifest(examples_dir / "nowhere")
 
 
 def test_prep_config_defaults_are_the_clis(tmp_path):

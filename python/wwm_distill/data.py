@@ -99,7 +99,8 @@ def _run_with_progress(job, counters: _core.PrepProgress, show: bool) -> dict:
 def read_manifest(path: str | os.PathLike) -> dict:
     """The checked manifest of an examples directory (or of its ``manifest.json``)."""
     path = Path(path)
-    return _core.read_examples_manifest(path if path.is_dir() else path.parent)
+    named_file = path.name == "manifest.json" and not path.is_dir()
+    return _core.read_examples_manifest(path.parent if named_file else path)
 
 
 class Examples:
