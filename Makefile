@@ -53,11 +53,13 @@ DEMO := $(CACHE)/demo
 demo: install ## the recipe end to end on a small real corpus, with a verdict
 	$(PY) scripts/quality.py --scale demo --work $(DEMO)
 
-lint: $(VENV)/.deps ## rustfmt, clippy -D warnings, ruff
+# stubtest checks python/wwm_distill/_core.pyi against the built extension, hence `install`.
+lint: install ## rustfmt, clippy -D warnings, ruff, stubtest of _core.pyi
 	cargo fmt --check
 	cargo clippy --release --all-targets --features python -- -D warnings
 	$(VENV)/bin/ruff check python tests benches scripts
 	$(VENV)/bin/ruff format --check python tests benches scripts
+	$(PY) -m mypy.stubtest wwm_distill._core
 
 fmt: $(VENV)/.deps ## format Rust and Python in place
 	cargo fmt

@@ -7,7 +7,7 @@ One run measures, on the People's Daily 1998-01 corpus (``benches/corpus.py``) r
     its own child process (``os.wait4`` gives that child's own rusage);
 (b) ``benches/reference_prep.py`` (jieba + tokenizers + Python masking, one process) on a
     ``--reference-mb`` slice, compared by characters per second;
-(c) the bare components, ``wwm_distill._core.bench_components``, single-threaded on the
+(c) the bare components, ``benches/bench_components.rs`` (a cargo example), single-threaded on the
     same documents: jieba-rs cut alone (the floor: distill-prep segments every character
     with it), our WordPiece encode (fast path) and the ``tokenizers`` BERT pipeline alone;
 (d) peak RSS of ``distill-prep`` on the corpus and on ``--rss-multiplier`` times it, which
@@ -172,15 +172,23 @@ def reference_rate(run: Run) -> float:
 
 
 def components(vocab: Path, src: Path) -> dict | None:
-    """Seconds of jieba-rs cut, our encode and the tokenizers pipeline on one thread, or
-    None without _core."""
-    try:
-        from wwm_distill import _core
-    except ImportError as e:
-        print(f"note: wwm_distill._core not importable ({e}); skipping the components")
+    """Seconds of jieba-rs cut, our encode and the tokenizers pipeline on one thread (the
+    cargo example ``bench_components``), or None without cargo."""
+    if shutil.which("cargo") is None:
+        print("note: cargo not found; skipping the components")
         return None
-    texts = documents(src)
-    return _core.bench_components(str(vocab), texts, True)
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        texts = Path(tmp) / "texts.jsonl"
+        texts.write_text(
+            "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in documents(src)),
+            encoding="utf-8",
+        )
+        cmd = ["cargo", "run", "--quiet", "--release", "--example", "bench_components", "--"]
+        out = subprocess.run(
+            [*cmd, str(vocab), str(texts)], cwd=repo, check=True, capture_output=True, text=True
+        )
+    return json.loads(out.stdout)
 
 
 def render(

@@ -2,17 +2,17 @@
 //! background threads with a bounded prefetch queue.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver};
 
-use crate::cache::CacheReader;
+use crate::cache::manifest::{shard_path, CACHE_MANIFEST_FILE};
+use crate::cache::{CacheReader, TeacherCache};
 use crate::error::{Error, Result};
-use crate::prep::read_manifest;
-use crate::shard::Shard;
+use crate::examples::{read_manifest, Shard};
 
 /// Examples (and optionally their teacher cache) addressed by global index.
 pub struct Dataset {
@@ -50,15 +50,24 @@ impl Dataset {
         }
         let mut caches = Vec::new();
         if let Some(dir) = cache {
-            for (k, sh) in shards.iter().enumerate() {
-                let path: PathBuf = dir.join(format!("teacher-{k:05}.tkc"));
-                let r = CacheReader::open(&path, 16)?;
+            let c = TeacherCache::open(dir)?;
+            if c.readers.len() != shards.len() {
+                return Err(Error::data(
+                    dir.join(CACHE_MANIFEST_FILE).display().to_string(),
+                    format!(
+                        "lists {} shards, the examples have {}: cache and examples do not match",
+                        c.readers.len(),
+                        shards.len()
+                    ),
+                ));
+            }
+            for ((r, info), sh) in c.readers.into_iter().zip(&c.manifest.shards).zip(&shards) {
                 if r.n_examples != sh.n as u64 {
                     return Err(Error::data(
-                        path.display().to_string(),
+                        shard_path(dir, &info.name).display().to_string(),
                         format!(
-                            "holds {} examples, examples-{k:05} has {}: cache and examples do not match",
-                            r.n_examples, sh.n
+                            "holds {} examples, {} has {}: cache and examples do not match",
+                            r.n_examples, sh.name, sh.n
                         ),
                     ));
                 }
@@ -265,7 +274,7 @@ impl Loader {
                     self.pending.insert(i, b);
                 }
                 Err(_) => {
-                    return Some(Err(Error::Invalid("batch workers stopped".into())));
+                    return Some(Err(Error::Internal("batch workers stopped".into())));
                 }
             }
         }
@@ -284,5 +293,118 @@ impl Drop for Loader {
             }
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::examples::{
+        write_manifest, Example, InputFile, Manifest, Report, ShardWriter, VocabInfo,
+    };
+    use crate::prep::{PrepParams, Settings};
+
+    const PAD: u32 = 9;
+
+    /// Two shards of examples of lengths 3..=12 with 1..=3 masked positions each.
+    fn examples_dir() -> (tempfile::TempDir, Vec<Example>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = Vec::new();
+        let mut shards = Vec::new();
+        for k in 0..2 {
+            let mut w = ShardWriter::create(dir.path(), k, 2).unwrap();
+            for i in 0..7u32 {
+                let len = 3 + ((i * 5 + k as u32) % 10) as usize;
+                let n_masked = 1 + (i % 3) as usize;
+                let e = Example {
+                    input_ids: (0..len as u32).map(|t| 100 + t * 3 + i).collect(),
+                    positions: (1..=n_masked as u16).collect(),
+                    labels: (0..n_masked as u32).map(|m| 200 + m + i).collect(),
+                    file: k as u32,
+                    line: i as u64,
+                    ..Default::default()
+                };
+                w.push(&e).unwrap();
+                all.push(e);
+            }
+            shards.push(w.finish().unwrap());
+        }
+        let params = PrepParams {
+            vocab_sha256: String::new(),
+            do_lower_case: true,
+            user_dict_sha256: None,
+            settings: Settings::default(),
+        };
+        let vocab = VocabInfo {
+            path: "v".into(),
+            sha256: String::new(),
+            size: 300,
+            do_lower_case: true,
+            token_bytes: 2,
+            cls_id: 2,
+            sep_id: 3,
+            mask_id: 4,
+            pad_id: PAD,
+            unk_id: 1,
+        };
+        let inputs: Vec<InputFile> = Vec::new();
+        let m = Manifest::new(params, vocab, inputs, shards, Report::default());
+        write_manifest(dir.path(), &m).unwrap();
+        (dir, all)
+    }
+
+    #[test]
+    fn assemble_pads_to_a_multiple_and_matches_the_shards() {
+        let (dir, all) = examples_dir();
+        let d = Dataset::open(dir.path(), None).unwrap();
+        assert_eq!(d.len(), 14);
+        assert_eq!(d.pad_id, PAD);
+        let indices = [8u64, 0, 13, 5];
+        let b = d.assemble(&indices, 8).unwrap();
+        let longest = indices
+            .iter()
+            .map(|&i| all[i as usize].input_ids.len())
+            .max()
+            .unwrap();
+        assert_eq!(b.rows, 4);
+        assert_eq!(b.width, longest.div_ceil(8) * 8);
+        assert_eq!(b.k, 0);
+        let mut flat = 0;
+        for (r, &i) in indices.iter().enumerate() {
+            let e = &all[i as usize];
+            let row = &b.input_ids[r * b.width..(r + 1) * b.width];
+            let mask = &b.attention_mask[r * b.width..(r + 1) * b.width];
+            let n = e.input_ids.len();
+            let want: Vec<i64> = e.input_ids.iter().map(|&t| t as i64).collect();
+            assert_eq!(&row[..n], &want[..]);
+            assert!(row[n..].iter().all(|&t| t == PAD as i64));
+            assert!(mask[..n].iter().all(|&m| m == 1));
+            assert!(mask[n..].iter().all(|&m| m == 0));
+            for (&p, &l) in e.positions.iter().zip(&e.labels) {
+                assert_eq!(b.masked_rows[flat], r as i64);
+                assert_eq!(b.masked_positions[flat], p as i64);
+                assert_eq!(b.masked_labels[flat], l as i64);
+                flat += 1;
+            }
+        }
+        assert_eq!(flat, b.masked_rows.len());
+        let one = d.assemble(&[3], 1).unwrap();
+        assert_eq!(one.width, all[3].input_ids.len());
+        assert!(d.assemble(&[14], 8).is_err());
+    }
+
+    #[test]
+    fn the_loader_hands_out_the_plan_in_order() {
+        let (dir, _) = examples_dir();
+        let d = Arc::new(Dataset::open(dir.path(), None).unwrap());
+        let plan: Vec<Vec<u64>> = (0..7).map(|i| vec![i * 2, i * 2 + 1]).collect();
+        let mut l = Loader::new(d.clone(), plan.clone(), 8, 2, 3);
+        for p in &plan {
+            let got = l.next_batch().unwrap().unwrap();
+            let want = d.assemble(p, 8).unwrap();
+            assert_eq!(got.input_ids, want.input_ids);
+            assert_eq!(got.masked_labels, want.masked_labels);
+        }
+        assert!(l.next_batch().is_none());
     }
 }

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -17,6 +15,23 @@ pub enum DocSep {
     Line,
     /// One sentence per line, a blank line between documents (Google's format).
     Blank,
+}
+
+impl DocSep {
+    pub const fn name(self) -> &'static str {
+        match self {
+            DocSep::Line => "line",
+            DocSep::Blank => "blank",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "line" => Some(DocSep::Line),
+            "blank" => Some(DocSep::Blank),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +124,7 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Counts the raw (compressed) bytes read and hashes them.
 struct Tap<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: crate::io::Hasher,
     counter: Arc<AtomicU64>,
 }
 
@@ -179,7 +194,7 @@ pub fn read_file(
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut tap = Tap {
         inner: f,
-        hasher: Sha256::new(),
+        hasher: crate::io::Hasher::new(),
         counter: bytes_read,
     };
     {
@@ -207,7 +222,7 @@ pub fn read_file(
         std::io::copy(&mut reader.into_inner(), &mut std::io::sink()).ok();
     }
     std::io::copy(&mut tap, &mut std::io::sink()).map_err(|e| Error::io(path, e))?;
-    Ok(hex::encode(tap.hasher.finalize()))
+    Ok(tap.hasher.finish())
 }
 
 struct Lines<'a, R: BufRead> {

@@ -20,6 +20,12 @@ pub enum Error {
     /// Arguments or directory state that the command refuses.
     #[error("{0}")]
     Invalid(String),
+    /// A compressed block that cannot be encoded (zstd) on writing.
+    #[error("{0}")]
+    Codec(String),
+    /// A failure of our own machinery (a worker thread that panicked or stopped early).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A run stopped on request (Ctrl-C).
     #[error("cancelled")]
     Cancelled,

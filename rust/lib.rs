@@ -1,20 +1,20 @@
 //! wwm-distill core: corpus reading, jieba segmentation, WordPiece tokenization,
-//! whole-word masking and example shards. Pure Rust; the Python bindings live in
-//! `bindings.rs` behind the `python` feature.
+//! whole-word masking, example shards and teacher caches. Pure Rust; the Python bindings
+//! live in `bindings` behind the `python` feature.
 
 pub mod batch;
 pub mod cache;
 pub mod corpus;
 pub mod error;
+pub mod examples;
+pub mod io;
 pub mod masking;
+pub mod merge;
 pub mod prep;
 pub mod segment;
-pub mod shard;
 pub mod tokenize;
 
 pub use error::{Error, Result};
-
-pub mod merge;
 
 #[cfg(feature = "python")]
 mod bindings;

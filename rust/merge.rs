@@ -5,31 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::prep::{read_manifest, write_manifest, Manifest, Report};
-use crate::shard::{sha256_file, shard_name, ShardInfo};
-
-fn add_reports(total: &mut Report, r: &Report) {
-    total.documents_read += r.documents_read;
-    total.documents_used += r.documents_used;
-    for (k, v) in &r.skipped {
-        *total.skipped.entry(k.clone()).or_default() += v;
-    }
-    for loc in &r.skipped_examples {
-        if total.skipped_examples.len() < 20 {
-            total.skipped_examples.push(loc.clone());
-        }
-    }
-    total.invalid_utf8_lines += r.invalid_utf8_lines;
-    total.long_document_pieces += r.long_document_pieces;
-    total.chars += r.chars;
-    total.bytes += r.bytes;
-    total.tokens += r.tokens;
-    total.unk_tokens += r.unk_tokens;
-    total.windows += r.windows;
-    total.examples += r.examples;
-    total.masked_positions += r.masked_positions;
-    total.elapsed_s = total.elapsed_s.max(r.elapsed_s);
-}
+use crate::examples::format::{bin_path, idx_path};
+use crate::examples::manifest::MANIFEST_FILE;
+use crate::examples::{read_manifest, shard_name, write_manifest, Manifest, Report, ShardInfo};
+use crate::io::sha256_file;
 
 fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
     let mut tmp = dst.as_os_str().to_owned();
@@ -52,13 +31,13 @@ pub fn merge(out: &Path, dirs: &[PathBuf], overwrite: bool) -> Result<Manifest> 
     for d in dirs {
         parts.push((d.clone(), read_manifest(d)?));
     }
-    parts.sort_by_key(|(_, m)| m.params.shard_index);
+    parts.sort_by_key(|(_, m)| m.params.settings.shard_index);
     let first = parts[0].1.clone();
-    let k = first.params.num_shards;
+    let k = first.params.settings.num_shards;
     let mut seen = BTreeMap::new();
     for (d, m) in &parts {
         let mut p = m.params.clone();
-        p.shard_index = first.params.shard_index;
+        p.settings.shard_index = first.params.settings.shard_index;
         if p != first.params || m.vocab != first.vocab {
             return Err(Error::Invalid(format!(
                 "{} was made with other parameters or another vocabulary than {}",
@@ -66,12 +45,12 @@ pub fn merge(out: &Path, dirs: &[PathBuf], overwrite: bool) -> Result<Manifest> 
                 parts[0].0.display()
             )));
         }
-        if let Some(prev) = seen.insert(m.params.shard_index, d.clone()) {
+        if let Some(prev) = seen.insert(m.params.settings.shard_index, d.clone()) {
             return Err(Error::Invalid(format!(
                 "{} and {} are both --shard-index {}",
                 prev.display(),
                 d.display(),
-                m.params.shard_index
+                m.params.settings.shard_index
             )));
         }
     }
@@ -86,7 +65,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf], overwrite: bool) -> Result<Manifest> 
         )));
     }
     std::fs::create_dir_all(out).at(out)?;
-    if out.join("manifest.json").exists() && !overwrite {
+    if out.join(MANIFEST_FILE).exists() && !overwrite {
         return Err(Error::Invalid(format!(
             "{} already holds a manifest; use --overwrite to replace it",
             out.display()
@@ -98,30 +77,28 @@ pub fn merge(out: &Path, dirs: &[PathBuf], overwrite: bool) -> Result<Manifest> 
     for (d, m) in &parts {
         for s in &m.shards {
             let name = shard_name(shards.len());
-            for (ext, sha) in [("bin", &s.bin_sha256), ("idx", &s.idx_sha256)] {
-                let src = d.join(format!("{}.{ext}", s.name));
+            for (src, dst, sha) in [
+                (bin_path(d, &s.name), bin_path(out, &name), &s.bin_sha256),
+                (idx_path(d, &s.name), idx_path(out, &name), &s.idx_sha256),
+            ] {
                 if &sha256_file(&src)? != sha {
                     return Err(Error::data(
                         src.display().to_string(),
                         "checksum does not match its manifest (corrupted?)",
                     ));
                 }
-                link_or_copy(&src, &out.join(format!("{name}.{ext}")))?;
+                link_or_copy(&src, &dst)?;
             }
             shards.push(ShardInfo { name, ..s.clone() });
         }
         inputs.extend(m.inputs.iter().cloned());
-        add_reports(&mut report, &m.report);
+        report.add(&m.report);
     }
     inputs.sort_by_key(|f| f.index);
-    report.unk_rate = if report.tokens > 0 {
-        report.unk_tokens as f64 / report.tokens as f64
-    } else {
-        0.0
-    };
+    report.set_unk_rate();
     let mut params = first.params.clone();
-    params.shard_index = 0;
-    params.num_shards = 1;
+    params.settings.shard_index = 0;
+    params.settings.num_shards = 1;
     let m = Manifest {
         params,
         inputs,

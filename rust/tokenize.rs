@@ -27,7 +27,6 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use sha2::{Digest, Sha256};
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
@@ -224,7 +223,7 @@ impl WordPieceTokenizer {
         if replacement_ids.is_empty() {
             return Err(Error::vocab(&source, "vocabulary has only special tokens"));
         }
-        let mut h = Sha256::new();
+        let mut h = crate::io::Hasher::new();
         for (i, t) in tokens.iter().enumerate() {
             if i > 0 {
                 h.update(b"\n");
@@ -245,7 +244,7 @@ impl WordPieceTokenizer {
             unk_id,
             pad_id,
             do_lower_case,
-            vocab_sha256: hex::encode(h.finalize()),
+            vocab_sha256: h.finish(),
             source,
         })
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wwm_distill
+from wwm_distill import _core
 from wwm_distill.data import Examples, prepare
 
 CLI = [sys.executable, "-m", "wwm_distill.cli.prep"]
@@ -248,10 +249,12 @@ def test_examples_reader_and_batches(tmp_path, corpus, vocab_file):
     assert len(ex.shards) == len(m["shards"]) > 2
     e = ex[len(ex) - 1]
     assert e["input_ids"].dtype == np.uint16
-    # zero-copy: the arrays are views of the memory-mapped shard
-    assert isinstance(ex.shards[0].tokens.base, np.memmap) or isinstance(
-        ex.shards[0].tokens, np.memmap
-    )
+    # zero-copy: the arrays are read-only views of the memory-mapped shard, which the
+    # shard object (their base) keeps mapped
+    tokens = ex.shards[0].tokens
+    assert not tokens.flags.owndata and not tokens.flags.writeable
+    assert isinstance(tokens.base, _core.ExamplesShard)
+    assert not e["input_ids"].flags.owndata and isinstance(e["input_ids"].base, _core.ExamplesShard)
     b = ex.batch([0, 150, len(ex) - 1])
     assert b["input_ids"].shape[1] % 8 == 0
     assert b["attention_mask"].sum() == sum(len(ex[i]["input_ids"]) for i in (0, 150, len(ex) - 1))

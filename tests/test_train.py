@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from reference import ReferenceExamples  # noqa: E402  (tests/reference.py)
 from wwm_distill import _core  # noqa: E402
 from wwm_distill.cache import TeacherCache  # noqa: E402
 from wwm_distill.data import Examples  # noqa: E402
@@ -142,7 +143,7 @@ def test_rust_batches_match_python_reference(examples_dir, cache_dir):
     batches = _core.Batches(str(examples_dir), str(cache_dir))
     idx = np.array([5, 400, 0, 251, 17], dtype=np.uint64)  # across shards, out of order
     got = batches.assemble(idx)
-    want = ex.batch(idx.tolist())
+    want = ReferenceExamples(examples_dir).batch(idx.tolist())  # independent, numpy only
     for key in ("input_ids", "attention_mask", "masked_rows", "masked_positions", "masked_labels"):
         assert np.array_equal(got[key], want[key]), key
     t = cache.gather(idx.astype(np.int64))

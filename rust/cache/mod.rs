@@ -5,9 +5,14 @@
 //! blocks it needs. Format 2 stores frequency ranks instead of ids (the rank table once
 //! per file); format 1 files stay readable. Byte layout: `format.rs`, docs/FORMATS.md.
 
+mod dir;
 mod format;
+pub mod manifest;
 mod reader;
 mod writer;
+
+pub use dir::{TeacherCache, LRU_BLOCKS};
+pub use manifest::{read_cache_manifest, shard_name, write_cache_manifest, CacheManifest};
 
 pub use format::{FOOTER_MAGIC, HEADER_BYTES, INDEX_ENTRY_BYTES, MAGIC, Q_MAX, VERSION, VERSIONS};
 pub use reader::CacheReader;

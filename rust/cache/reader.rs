@@ -1,7 +1,6 @@
 //! Reading a shard: memory-mapped, blocks decoded on demand into a small LRU. Formats 1
 //! and 2 decode to the same values.
 
-use std::fs::File;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -13,7 +12,8 @@ use super::format::{
     RANK_ID_LIMIT,
 };
 use super::{CacheParams, Gathered, Mode};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::io::map_file;
 
 /// A decoded block: entries of every position, values as float log-probs.
 struct Block {
@@ -66,9 +66,7 @@ pub struct CacheReader {
 
 impl CacheReader {
     pub fn open(path: &Path, lru_blocks: usize) -> Result<Self> {
-        let file = File::open(path).at(path)?;
-        // SAFETY: cache files are written once (temp + rename) and never modified after.
-        let map = unsafe { Mmap::map(&file) }.at(path)?;
+        let map = map_file(path)?;
         let bad = |m: &str| Error::data(path.display().to_string(), m.to_string());
         let h = Header::decode(&map).map_err(|m| bad(&m))?;
         let footer_bytes = Footer::bytes(h.version);

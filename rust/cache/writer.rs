@@ -8,7 +8,7 @@ use super::format::{
 };
 use super::{quantise, CacheInfo, CacheParams, Chunk, Mode};
 use crate::error::{Error, Result};
-use crate::shard::AtomicFile;
+use crate::io::AtomicFile;
 
 /// zstd level a writer of `version` uses unless told otherwise: format 1 was written at 3;
 /// format 2 at 6, where ranks repeat in runs that level 6 finds and level 3 misses
@@ -23,7 +23,7 @@ pub fn default_level(version: u32) -> i32 {
 }
 
 fn zstd_err(e: std::io::Error) -> Error {
-    Error::Invalid(format!("zstd: {e}"))
+    Error::Codec(format!("zstd: {e}"))
 }
 
 /// One zstd frame with zstd's content checksum.

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from wwm_distill import WwmDistillError
+from wwm_distill import WwmDistillError, _core
 from wwm_distill.cli import fail
 from wwm_distill.data import merge, prepare
 
@@ -18,6 +18,7 @@ PROG = "distill-prep"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    d = _core.PrepConfig.defaults()  # the Rust core's defaults, in one place
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Segment (jieba), WordPiece-tokenize and whole-word-mask Chinese corpora "
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--segmenter",
         choices=["jieba", "none"],
-        default="jieba",
+        default=d["segmenter"],
         help="word boundaries for whole-word masking; none = character level",
     )
     g.add_argument(
@@ -50,20 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--doc-sep",
         choices=["line", "blank"],
-        default="line",
+        default=d["doc_sep"],
         help="text files: one document per line, or blank-line separated",
     )
     g.add_argument(
         "--text-fields",
-        default="",
+        default=",".join(d["text_fields"]),
         help="JSON fields to join, comma separated (default: text | "
         "title,desc,answer | title,content)",
     )
-    g.add_argument("--min-chars", type=int, default=20, help="skip shorter documents")
+    g.add_argument("--min-chars", type=int, default=d["min_chars"], help="skip shorter documents")
     g.add_argument(
         "--max-doc-chars",
         type=int,
-        default=1_000_000,
+        default=d["max_doc_chars"],
         help="cut longer documents into pieces at sentence ends",
     )
     g.add_argument(
@@ -72,23 +73,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="malformed JSON or invalid UTF-8 is fatal (default: skip and count)",
     )
     g = p.add_argument_group("masking")
-    g.add_argument("--max-seq-length", type=int, default=512)
-    g.add_argument("--doc-stride", type=int, default=256)
-    g.add_argument("--dupe-factor", type=int, default=5)
-    g.add_argument("--max-predictions-per-seq", type=int, default=20)
-    g.add_argument("--masked-lm-prob", type=float, default=0.15)
-    g.add_argument("--short-seq-prob", type=float, default=0.0)
-    g.add_argument("--seed", type=int, default=12345)
+    g.add_argument("--max-seq-length", type=int, default=d["max_seq_length"])
+    g.add_argument("--doc-stride", type=int, default=d["doc_stride"])
+    g.add_argument("--dupe-factor", type=int, default=d["dupe_factor"])
+    g.add_argument("--max-predictions-per-seq", type=int, default=d["max_predictions_per_seq"])
+    g.add_argument("--masked-lm-prob", type=float, default=d["masked_lm_prob"])
+    g.add_argument("--short-seq-prob", type=float, default=d["short_seq_prob"])
+    g.add_argument("--seed", type=int, default=d["seed"])
     g = p.add_argument_group("output and scale-out")
-    g.add_argument("--shard-size", type=int, default=65536, help="examples per shard")
-    g.add_argument("--workers", type=int, default=0, help="worker threads (0: all cores)")
+    g.add_argument("--shard-size", type=int, default=d["shard_size"], help="examples per shard")
+    g.add_argument(
+        "--workers", type=int, default=d["workers"], help="worker threads (0: all cores)"
+    )
     g.add_argument(
         "--num-shards",
         type=int,
-        default=1,
+        default=d["num_shards"],
         help="machines sharing the inputs (each takes every K-th file)",
     )
-    g.add_argument("--shard-index", type=int, default=0, help="this machine's index")
+    g.add_argument("--shard-index", type=int, default=d["shard_index"], help="this machine's index")
     g.add_argument(
         "--overwrite",
         action="store_true",

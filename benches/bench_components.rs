@@ -1,0 +1,95 @@
+//! The bare components of prep, single-threaded (run by `benches/bench_prep.py`):
+//!
+//!     cargo run --release --example bench_components -- VOCAB TEXTS.jsonl [--no-hmm]
+//!
+//! TEXTS.jsonl holds one JSON string per line. Prints one JSON object: seconds spent by
+//! jieba-rs cut (`jieba_s`), our WordPiece encode (`tokenize_s`, with its fast path) and
+//! the `tokenizers` BERT pipeline alone (`pipeline_s`); wall time, and the thread's CPU
+//! time as `*_cpu_s` where the OS reports it (steady when other processes share the
+//! cores); and `chars`. jieba-rs is the floor of the prep pipeline.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use wwm_distill::segment::Segmenter;
+use wwm_distill::tokenize::WordPieceTokenizer;
+use wwm_distill::Result;
+
+/// CPU time of the calling thread in seconds (Linux schedstat), or `None` elsewhere.
+fn thread_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns * 1e-9)
+}
+
+fn measure(vocab: &Path, texts: &[String], hmm: bool) -> Result<serde_json::Value> {
+    let tok = WordPieceTokenizer::from_path(vocab, None)?;
+    let seg = Segmenter::jieba(hmm, None)?;
+    let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
+    let mut out = serde_json::Map::new();
+    let mut count = 0usize;
+    let mut timed = |name: &str, f: &mut dyn FnMut() -> Result<usize>| {
+        let (t, c) = (Instant::now(), thread_cpu_s());
+        count += f()?;
+        let wall = t.elapsed().as_secs_f64();
+        out.insert(format!("{name}_s"), wall.into());
+        if let Some(cpu) = c.and_then(|c| Some(thread_cpu_s()? - c)) {
+            out.insert(format!("{name}_cpu_s"), cpu.into());
+        }
+        Ok::<_, wwm_distill::Error>(())
+    };
+    timed("jieba", &mut || {
+        Ok(texts.iter().map(|t| seg.words(t).len()).sum())
+    })?;
+    timed("tokenize", &mut || {
+        texts.iter().map(|t| Ok(tok.encode(t)?.0.len())).sum()
+    })?;
+    timed("pipeline", &mut || {
+        texts
+            .iter()
+            .map(|t| Ok(tok.encode_pipeline(t)?.0.len()))
+            .sum()
+    })?;
+    std::hint::black_box(count);
+    out.insert("chars".into(), chars.into());
+    Ok(out.into())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let hmm = !args.iter().any(|a| a == "--no-hmm");
+    let paths: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let [vocab, texts] = paths[..] else {
+        eprintln!("usage: bench_components VOCAB TEXTS.jsonl [--no-hmm]");
+        return ExitCode::from(2);
+    };
+    let texts: Vec<String> = match std::fs::read_to_string(texts) {
+        Ok(s) => match s
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect()
+        {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{texts}: not one JSON string per line ({e})");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(e) => {
+            eprintln!("{texts}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match measure(Path::new(vocab), &texts, hmm) {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench_components: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
