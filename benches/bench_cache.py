@@ -71,7 +71,6 @@ import small_teacher  # benches/small_teacher.py
 import torch
 import wwm_distill
 from wwm_distill import _core, teacher
-from wwm_distill.cache import file_sha256
 from wwm_distill.data import Examples, read_manifest
 from wwm_distill.head import CHECK_EXAMPLES, check_sample
 from wwm_distill.model import load_masked_lm, masked_logits, to_device_batch
@@ -154,7 +153,7 @@ def trained_teacher(examples: Examples, vocab: Path, model_dir: Path, args) -> d
         "batch_size": args.train_batch_size,
         "seed": 0,
         "examples": str(examples.path),
-        "examples_manifest_sha256": file_sha256(examples.path / "manifest.json"),
+        "examples_manifest_sha256": _core.sha256_file(examples.path / "manifest.json"),
         "held_out": {"check_examples": CHECK_EXAMPLES, "bench_pool": BENCH_POOL},
     }
     record = model_dir.with_name(model_dir.name + ".json")

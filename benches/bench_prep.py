@@ -1,6 +1,6 @@
 """Benchmark ``distill-prep`` against the pure-Python reference on real Chinese text.
 
-One run measures, on the People's Daily 1998-01 corpus (``benches/corpus.py``) resized to
+One run measures, on the People's Daily 1998-01 corpus (``scripts/corpus.py``) resized to
 ``--corpus-mb`` by repeating documents:
 
 (a) ``distill-prep`` with 1 and 2 workers: wall time, CPU time and peak RSS, each run in
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import common  # benches/common.py
-import corpus  # benches/corpus.py: run this file as a script, so benches/ is on sys.path
+import corpus  # scripts/corpus.py, on sys.path once common is imported
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"

@@ -113,3 +113,45 @@ class ReferenceExamples:
             ),
             "masked_labels": np.concatenate([r["masked_labels"] for r in rows]).astype(np.int64),
         }
+
+
+class ReferenceTeacherCache:
+    """A teacher-cache directory read shard by shard with ``_core.CacheReader`` and
+    gathered across shards in numpy (formerly ``wwm_distill.teacher.TeacherCache``)."""
+
+    def __init__(self, path: str | os.PathLike):
+        from wwm_distill import _core
+
+        self.path = Path(path)
+        self.manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+        self.readers = [
+            _core.CacheReader(str(self.path / f"{s['name']}.tkc")) for s in self.manifest["shards"]
+        ]
+        self.starts = np.cumsum([0] + [r.n_examples for r in self.readers])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def gather(self, indices) -> dict[str, np.ndarray]:
+        indices = np.asarray(indices, dtype=np.int64)
+        shard = np.searchsorted(self.starts, indices, side="right") - 1
+        parts = []
+        # consecutive runs of the same shard keep the request's order
+        cuts = np.flatnonzero(np.diff(shard)) + 1
+        for run in np.split(np.arange(indices.size), cuts):
+            if run.size == 0:
+                continue
+            k = int(shard[run[0]])
+            local = (indices[run] - self.starts[k]).astype(np.uint64)
+            parts.append(self.readers[k].gather(local))
+        width = max(p[0].shape[1] for p in parts)
+
+        def pad(a, value):
+            return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=value)
+
+        return {
+            "ids": np.concatenate([pad(p[0], 0) for p in parts]),
+            "logp": np.concatenate([pad(p[1], -np.inf) for p in parts]),
+            "tail": np.concatenate([p[2] for p in parts]),
+            "counts": np.concatenate([p[3] for p in parts]),
+        }

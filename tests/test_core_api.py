@@ -1,6 +1,6 @@
 """The Rust core's Python face against the Python code it is to replace: the examples
 reader (against the numpy reference of FORMATS.md), PrepConfig's defaults (against the
-CLI), and the teacher-cache manifest and TeacherCache (against wwm_distill.teacher)."""
+CLI), and the teacher-cache manifest and TeacherCache (against the reference gather)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reference import ReferenceExamples  # tests/reference.py
+from reference import ReferenceExamples, ReferenceTeacherCache  # tests/reference.py
 from wwm_distill import WwmDistillError, _core
 from wwm_distill.cli.prep import build_parser
 from wwm_distill.data import Examples, read_manifest
@@ -141,14 +141,19 @@ def test_cache_manifest_is_checked(tmp_path, two_shard_cache):
     assert not (tmp_path / "manifest.json").exists()
     with pytest.raises(WwmDistillError, match="no teacher cache manifest"):
         _core.read_cache_manifest(tmp_path)
+    # the writer stamps the format and version, first, when the caller leaves them out
+    bare = {k: v for k, v in m.items() if k not in ("format", "version")}
+    _core.write_cache_manifest(tmp_path, bare)
+    assert (tmp_path / "manifest.json").read_text() == json.dumps(m, indent=2)
 
 
 def test_rust_teacher_cache_gathers_what_the_python_one_does(two_shard_cache, examples_dir):
-    teacher = pytest.importorskip("wwm_distill.teacher")
-    assert [teacher.shard_name(k) for k in range(3)] == [
-        _core.cache_shard_name(k) for k in range(3)
+    assert [_core.cache_shard_name(k) for k in range(3)] == [
+        "teacher-00000",
+        "teacher-00001",
+        "teacher-00002",
     ]
-    py = teacher.TeacherCache(two_shard_cache, Examples(examples_dir))
+    py = ReferenceTeacherCache(two_shard_cache)
     rs = _core.TeacherCache(two_shard_cache, examples_dir)
     assert len(rs) == len(py) and rs.manifest == py.manifest
     n0 = py.readers[0].n_examples

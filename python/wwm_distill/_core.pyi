@@ -28,6 +28,7 @@ __all__ = [
     "prep",
     "read_cache_manifest",
     "read_examples_manifest",
+    "sha256_file",
     "write_cache_manifest",
 ]
 
@@ -284,8 +285,8 @@ def read_cache_manifest(dir: _Path) -> dict[str, Any]:
     """`dir/manifest.json` of a teacher cache, checked."""
 
 def write_cache_manifest(dir: _Path, manifest: dict[str, Any]) -> None:
-    """Checks `manifest` and writes `dir/manifest.json` atomically, as
-    `json.dumps(manifest, indent=2)`."""
+    """Stamps the format and version (unless `manifest` names them), checks it and writes
+    `dir/manifest.json` atomically, as `json.dumps(manifest, indent=2)`."""
 
 def cache_shard_name(k: int) -> str:
     """`teacher-NNNNN`: the cache shard of example shard `k`."""
@@ -317,3 +318,8 @@ class BatchLoader:
 
     def __iter__(self) -> BatchLoader: ...
     def __next__(self) -> dict[str, np.ndarray]: ...
+
+# ---------------------------------------------------------------------------- io
+
+def sha256_file(path: _Path) -> str:
+    """Hex sha256 of the file at `path` (GIL released while it reads)."""

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from wwm_distill import _core
-from wwm_distill.cache import CACHE_FORMAT, CACHE_VERSION, file_sha256
 from wwm_distill.data import Examples
 from wwm_distill.distributed import dist_info, maybe_init_distributed, process_device
 from wwm_distill.errors import TeacherError
@@ -154,10 +153,6 @@ def run_chunk(
     return out, hits
 
 
-def shard_name(k: int) -> str:
-    return f"teacher-{k:05d}"
-
-
 def run_teacher(
     model_dir,
     examples_dir,
@@ -207,7 +202,7 @@ def run_teacher(
     timings = {"forward_s": 0.0, "wait_for_writer_s": 0.0}
     start = time.monotonic()
     for k in mine:
-        name = shard_name(k)
+        name = _core.cache_shard_name(k)
         record = out / f"{name}.json"
         if record.is_file():  # finished by an earlier run
             bar.update(examples.shards[k].info["masked"])
@@ -252,11 +247,12 @@ def run_teacher(
     if rank != 0:
         return {}
     records = [
-        json.loads((out / f"{shard_name(k)}.json").read_text()) for k in range(len(examples.shards))
+        json.loads((out / f"{_core.cache_shard_name(k)}.json").read_text())
+        for k in range(len(examples.shards))
     ]
     cache_tail = 0.0
     for k in range(len(examples.shards)):
-        reader = _core.CacheReader(str(out / f"{shard_name(k)}.tkc"))
+        reader = _core.CacheReader(str(out / f"{_core.cache_shard_name(k)}.tkc"))
         all_ex = np.arange(reader.n_examples, dtype=np.uint64)
         for s in range(0, all_ex.size, 4096):
             cache_tail += float(reader.gather(all_ex[s : s + 4096])[2].astype(np.float64).sum())
@@ -274,12 +270,10 @@ def run_teacher(
         **timings,
     }
     assert positions == positions_total, "cache and examples disagree"
-    manifest = {
-        "format": CACHE_FORMAT,
-        "version": CACHE_VERSION,
+    manifest = {  # the format and version are stamped by the Rust writer
         "examples": {
             "path": str(Path(examples_dir)),
-            "manifest_sha256": file_sha256(Path(examples_dir) / "manifest.json"),
+            "manifest_sha256": _core.sha256_file(Path(examples_dir) / "manifest.json"),
             "vocab_sha256": examples.manifest["vocab"]["sha256"],
             "examples": len(examples),
         },
@@ -298,7 +292,5 @@ def run_teacher(
         ],
         "report": report,
     }
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, out / "manifest.json")
-    return manifest
+    _core.write_cache_manifest(out, manifest)
+    return _core.read_cache_manifest(out)

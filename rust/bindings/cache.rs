@@ -270,11 +270,18 @@ fn read_cache_manifest<'py>(py: Python<'py>, dir: PathBuf) -> PyResult<Bound<'py
     to_python(py, &m)
 }
 
-/// Checks `manifest` (format, version, shards) and writes it to `dir/manifest.json`
-/// atomically, as `json.dumps(manifest, indent=2)`.
+/// Stamps the format and version (first, unless `manifest` names them itself), checks
+/// the result (format, version, shards) and writes it to `dir/manifest.json` atomically,
+/// as `json.dumps(manifest, indent=2)`.
 #[pyfunction]
-fn write_cache_manifest(py: Python<'_>, dir: PathBuf, manifest: Bound<'_, PyAny>) -> PyResult<()> {
-    let text = json_text(&manifest)?;
+fn write_cache_manifest(py: Python<'_>, dir: PathBuf, manifest: Bound<'_, PyDict>) -> PyResult<()> {
+    let stamped = PyDict::new(py);
+    stamped.set_item("format", cache::manifest::CACHE_FORMAT)?;
+    stamped.set_item("version", cache::manifest::CACHE_VERSION)?;
+    for (k, v) in manifest.iter() {
+        stamped.set_item(k, v)?;
+    }
+    let text = json_text(stamped.as_any())?;
     guarded(py, move || {
         cache::manifest::write_cache_manifest_text(&dir, &text).map(|_: CacheManifest| ())
     })

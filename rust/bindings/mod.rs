@@ -2,7 +2,7 @@
 //! Python face of a core type is found by its name): [`prep`] (PrepConfig, PrepProgress,
 //! prep, merge), [`text`] (TextPipeline), [`examples`] (Examples, ExamplesShard),
 //! [`cache`] (CacheWriter, CacheReader, TeacherCache, cache manifests), [`batch`]
-//! (Batches, BatchLoader). Errors become `wwm_distill._core.WwmDistillError` (or OSError /
+//! (Batches, BatchLoader), [`io`] (sha256_file). Errors become `wwm_distill._core.WwmDistillError` (or OSError /
 //! KeyboardInterrupt); panics are caught here and never cross into Python as anything but
 //! an exception.
 
@@ -11,6 +11,7 @@
 mod batch;
 mod cache;
 mod examples;
+mod io;
 mod prep;
 mod text;
 
@@ -80,5 +81,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     examples::register(m)?;
     cache::register(m)?;
     batch::register(m)?;
+    io::register(m)?;
     Ok(())
 }

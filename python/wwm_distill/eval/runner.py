@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from wwm_distill import _core
 from wwm_distill.data import Examples
 from wwm_distill.eval import data, report
 from wwm_distill.eval.tasks import SPAN, TASKS
@@ -196,7 +197,7 @@ def run_mlm(
 ) -> tuple[list[dict], str]:
     """Masked-LM scores (``eval.mlm``) of every model not in ``out_dir/results.json`` yet
     with the same examples (and manifest), cache and sample size; one run per model."""
-    from wwm_distill.cache import TeacherCache, file_sha256
+    from wwm_distill.cache import TeacherCache
     from wwm_distill.eval import mlm
     from wwm_distill.eval.finetune import pick_device
 
@@ -215,13 +216,13 @@ def run_mlm(
     device = pick_device(device)
     names = model_names(models)
     jobs = []
-    cache_sha = None if cache_dir is None else file_sha256(cache_dir / "manifest.json")
+    cache_sha = None if cache_dir is None else _core.sha256_file(cache_dir / "manifest.json")
     for model in models:
         key = {
             "task": task.name,
             "model": model,
             "examples": str(examples_dir),
-            "examples_manifest_sha256": file_sha256(examples_dir / "manifest.json"),
+            "examples_manifest_sha256": _core.sha256_file(examples_dir / "manifest.json"),
             "cache": None if cache_dir is None else str(cache_dir),
             "cache_manifest_sha256": cache_sha,
             "hparams": {"max_eval_examples": max_examples},
