@@ -24,12 +24,15 @@ __all__ = [
     "WwmDistillError",
     "__version__",
     "cache_shard_name",
+    "cache_shard_path",
     "merge",
     "prep",
     "read_cache_manifest",
+    "read_cache_shard_record",
     "read_examples_manifest",
     "sha256_file",
     "write_cache_manifest",
+    "write_cache_shard_record",
 ]
 
 _Path = str | os.PathLike[str]
@@ -290,6 +293,15 @@ def write_cache_manifest(dir: _Path, manifest: dict[str, Any]) -> None:
 
 def cache_shard_name(k: int) -> str:
     """`teacher-NNNNN`: the cache shard of example shard `k`."""
+
+def cache_shard_path(dir: _Path, k: int) -> str:
+    """`dir/teacher-NNNNN.tkc`: the cache shard of example shard `k`."""
+
+def write_cache_shard_record(dir: _Path, k: int, record: dict[str, Any]) -> None:
+    """Writes the completion record of cache shard `k` (`teacher-NNNNN.json`) atomically."""
+
+def read_cache_shard_record(dir: _Path, k: int) -> dict[str, Any] | None:
+    """The completion record of cache shard `k`, or None while it is unfinished."""
 
 # ---------------------------------------------------------------------------- batches
 

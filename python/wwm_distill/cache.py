@@ -30,7 +30,8 @@ class TeacherCache:
     @property
     def readers(self) -> list[_core.CacheReader]:
         """One reader per shard, in example order."""
-        return [_core.CacheReader(self.path / f"{s['name']}.tkc") for s in self.manifest["shards"]]
+        n = len(self.manifest["shards"])
+        return [_core.CacheReader(_core.cache_shard_path(self.path, k)) for k in range(n)]
 
     def check_examples(self, examples: Examples) -> None:
         try:

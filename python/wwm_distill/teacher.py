@@ -10,8 +10,6 @@ background thread while the next chunk computes.
 from __future__ import annotations
 
 import concurrent.futures
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,15 +200,13 @@ def run_teacher(
     timings = {"forward_s": 0.0, "wait_for_writer_s": 0.0}
     start = time.monotonic()
     for k in mine:
-        name = _core.cache_shard_name(k)
-        record = out / f"{name}.json"
-        if record.is_file():  # finished by an earlier run
+        if _core.read_cache_shard_record(out, k) is not None:  # finished by an earlier run
             bar.update(examples.shards[k].info["masked"])
             continue
         base = int(examples.starts[k])
         n = len(examples.shards[k])
         writer = _core.CacheWriter(
-            str(out / f"{name}.tkc"),
+            _core.cache_shard_path(out, k),
             mode.kind,
             mode.width,
             id_bytes=id_bytes,
@@ -236,23 +232,18 @@ def run_teacher(
         if pending is not None:
             pending.result()
         info = dict(writer.finish())
-        info.update(name=name, top1_hits=hits)
-        tmp = record.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, record)
+        info.update(name=_core.cache_shard_name(k), top1_hits=hits)
+        _core.write_cache_shard_record(out, k, info)
     pool.shutdown()
     bar.close()
     if world > 1:
         torch.distributed.barrier()
     if rank != 0:
         return {}
-    records = [
-        json.loads((out / f"{_core.cache_shard_name(k)}.json").read_text())
-        for k in range(len(examples.shards))
-    ]
+    records = [_core.read_cache_shard_record(out, k) for k in range(len(examples.shards))]
     cache_tail = 0.0
     for k in range(len(examples.shards)):
-        reader = _core.CacheReader(str(out / f"{_core.cache_shard_name(k)}.tkc"))
+        reader = _core.CacheReader(_core.cache_shard_path(out, k))
         all_ex = np.arange(reader.n_examples, dtype=np.uint64)
         for s in range(0, all_ex.size, 4096):
             cache_tail += float(reader.gather(all_ex[s : s + 4096])[2].astype(np.float64).sum())

@@ -24,6 +24,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_cache_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(write_cache_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(cache_shard_name, m)?)?;
+    m.add_function(wrap_pyfunction!(cache_shard_path, m)?)?;
+    m.add_function(wrap_pyfunction!(write_cache_shard_record, m)?)?;
+    m.add_function(wrap_pyfunction!(read_cache_shard_record, m)?)?;
     Ok(())
 }
 
@@ -281,10 +284,44 @@ fn write_cache_manifest(py: Python<'_>, dir: PathBuf, manifest: Bound<'_, PyDict
     for (k, v) in manifest.iter() {
         stamped.set_item(k, v)?;
     }
-    let text = json_text(stamped.as_any())?;
+    let text = json_text(stamped.as_any(), Some(2))?;
     guarded(py, move || {
         cache::manifest::write_cache_manifest_text(&dir, &text).map(|_: CacheManifest| ())
     })
+}
+
+/// `dir/teacher-NNNNN.tkc`: the cache shard of example shard `k`.
+#[pyfunction]
+fn cache_shard_path(dir: PathBuf, k: usize) -> PathBuf {
+    cache::manifest::shard_path(&dir, &cache::shard_name(k))
+}
+
+/// Writes the completion record of cache shard `k` (`teacher-NNNNN.json`: `CacheWriter.
+/// finish`'s dict plus `name` and what the teacher pass adds) atomically.
+#[pyfunction]
+fn write_cache_shard_record(
+    py: Python<'_>,
+    dir: PathBuf,
+    k: usize,
+    record: Bound<'_, PyDict>,
+) -> PyResult<()> {
+    let text = json_text(record.as_any(), None)?;
+    guarded(py, move || {
+        cache::manifest::write_shard_record(&dir, k, &text).map(|_| ())
+    })
+}
+
+/// The completion record of cache shard `k`, or None while the shard is unfinished.
+#[pyfunction]
+fn read_cache_shard_record<'py>(
+    py: Python<'py>,
+    dir: PathBuf,
+    k: usize,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match guarded(py, move || cache::manifest::read_shard_record(&dir, k))? {
+        None => Ok(None),
+        Some(text) => Ok(Some(py.import("json")?.call_method1("loads", (text,))?)),
+    }
 }
 
 /// The name (no extension) of the cache shard of example shard `k`: `teacher-NNNNN`.

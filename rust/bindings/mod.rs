@@ -62,10 +62,11 @@ fn to_python<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<B
     py.import("json")?.call_method1("loads", (text,))
 }
 
-/// A Python object (dict, list, …) as JSON text, as `json.dumps(obj, indent=2)` writes it.
-fn json_text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+/// A Python object (dict, list, …) as JSON text, as `json.dumps(obj, indent=indent)`
+/// writes it.
+fn json_text(obj: &Bound<'_, PyAny>, indent: Option<usize>) -> PyResult<String> {
     let kwargs = pyo3::types::PyDict::new(obj.py());
-    kwargs.set_item("indent", 2)?;
+    kwargs.set_item("indent", indent)?;
     obj.py()
         .import("json")?
         .call_method("dumps", (obj,), Some(&kwargs))?

@@ -27,6 +27,48 @@ pub fn shard_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.{SHARD_EXTENSION}"))
 }
 
+/// `dir/teacher-NNNNN.json`: the completion record of shard `k` (resume: a shard with a
+/// record is finished). Its fields are [`CacheShardInfo`]'s plus whatever the teacher pass
+/// adds (e.g. `top1_hits`).
+pub fn shard_record_path(dir: &Path, k: usize) -> PathBuf {
+    dir.join(format!("{}.json", shard_name(k)))
+}
+
+/// Writes the completion record of shard `k` atomically (after its `.tkc` is in place).
+pub fn write_shard_record(dir: &Path, k: usize, text: &str) -> Result<CacheShardInfo> {
+    let path = shard_record_path(dir, k);
+    let info: CacheShardInfo = serde_json::from_str(text).map_err(|e| {
+        Error::data(
+            path.display().to_string(),
+            format!("not a shard record: {e}"),
+        )
+    })?;
+    if info.name != shard_name(k) {
+        return Err(Error::data(
+            path.display().to_string(),
+            format!("record names {:?}, not {:?}", info.name, shard_name(k)),
+        ));
+    }
+    write_atomic(&path, text.as_bytes())?;
+    Ok(info)
+}
+
+/// The completion record of shard `k` (its text), or None while the shard is unfinished.
+pub fn read_shard_record(dir: &Path, k: usize) -> Result<Option<String>> {
+    let path = shard_record_path(dir, k);
+    let text = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        r => r.at(&path)?,
+    };
+    serde_json::from_str::<CacheShardInfo>(&text).map_err(|e| {
+        Error::data(
+            path.display().to_string(),
+            format!("not a shard record: {e}"),
+        )
+    })?;
+    Ok(Some(text))
+}
+
 /// The examples a cache was made from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExamplesRef {
@@ -152,6 +194,26 @@ mod tests {
   ],
   "report": {"positions": 13, "mean_tail_mass": 0.25}
 }"#;
+
+    #[test]
+    fn shard_records_round_trip_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_shard_record(dir.path(), 3).unwrap().is_none());
+        let text = r#"{"name": "teacher-00003", "examples": 2, "positions": 4, "entries": 8, "bytes": 9, "sha256": "z", "top1_hits": 1}"#;
+        let info = write_shard_record(dir.path(), 3, text).unwrap();
+        assert_eq!(
+            (info.positions, info.other["top1_hits"].as_u64()),
+            (4, Some(1))
+        );
+        assert_eq!(
+            read_shard_record(dir.path(), 3).unwrap().as_deref(),
+            Some(text)
+        );
+        assert!(write_shard_record(dir.path(), 2, text).is_err()); // another shard's name
+        assert!(write_shard_record(dir.path(), 3, r#"{"name": "teacher-00003"}"#).is_err());
+        std::fs::write(shard_record_path(dir.path(), 5), "{").unwrap();
+        assert!(read_shard_record(dir.path(), 5).is_err());
+    }
 
     #[test]
     fn keeps_every_field_and_checks_what_it_types() {
