@@ -100,15 +100,9 @@ pub fn merge(out: &Path, dirs: &[PathBuf], overwrite: bool) -> Result<Manifest> 
     params.settings.shard_index = 0;
     params.settings.num_shards = 1;
     let m = Manifest {
-        params,
-        inputs,
-        examples: shards.iter().map(|s| s.examples).sum(),
-        tokens: shards.iter().map(|s| s.tokens).sum(),
-        masked: shards.iter().map(|s| s.masked).sum(),
-        shards,
-        report,
+        tool: first.tool,
         merged_from: dirs.iter().map(|d| d.display().to_string()).collect(),
-        ..first
+        ..Manifest::new(params, first.vocab, inputs, shards, report)
     };
     write_manifest(out, &m)?;
     Ok(m)
