@@ -13,12 +13,10 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from wwm_distill import _core
 
-MANIFEST_FORMAT = "wwm-distill/examples"
-MANIFEST_VERSION = 1
+# numpy is imported where ``Examples`` uses it: a ``distill-prep`` process never loads it
+# (OpenBLAS's idle worker threads cost 5-10 % of a one-worker run's CPU).
 
 
 def prepare(
@@ -113,6 +111,8 @@ class Examples:
         self._core = _core.Examples(self.path, verify)
         self.manifest = self._core.manifest
         self.shards = self._core.shards
+        import numpy as np
+
         self.starts = np.asarray(self._core.starts, dtype=np.int64)
         self.pad_id = self._core.pad_id
         self._batches: _core.Batches | None = None
@@ -133,6 +133,8 @@ class Examples:
         masked positions with their batch row, labels."""
         if self._batches is None:
             self._batches = _core.Batches(self.path)
+        import numpy as np
+
         idx = np.asarray(indices, dtype=np.int64)
         idx = np.where(idx < 0, idx + len(self), idx).astype(np.uint64)
         return self._batches.assemble(idx, multiple_of)
