@@ -3,16 +3,21 @@
 //!     cargo run --release --example bench_components -- VOCAB TEXTS.jsonl [--no-hmm] [--repeat N]
 //!
 //! TEXTS.jsonl holds one JSON string per line. Prints one JSON object: seconds spent by
-//! jieba-rs cut (`jieba_s`), our WordPiece encode (`tokenize_s`, with its fast path) and
-//! the `tokenizers` BERT pipeline alone (`pipeline_s`); wall time, and the thread's CPU
+//! jieba-rs cut (`jieba_s`), our WordPiece encode (`tokenize_s`, with its fast path), the
+//! `tokenizers` BERT pipeline alone (`pipeline_s`) and prep's whole per-document work at
+//! its default settings (`process_s`: segment, tokenize, continuation marks, windows,
+//! masking × 5; no reading or writing); wall time, and the thread's CPU
 //! time as `*_cpu_s` where the OS reports it (steady when other processes share the
 //! cores); and `chars`. Each component runs N times (default 1); the fastest run counts.
 //! jieba-rs is the floor of the prep pipeline.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use wwm_distill::corpus::Document;
+use wwm_distill::prep::pipeline::Pipeline;
+use wwm_distill::prep::PrepConfig;
 use wwm_distill::segment::Segmenter;
 use wwm_distill::tokenize::WordPieceTokenizer;
 use wwm_distill::Result;
@@ -58,6 +63,22 @@ fn measure(vocab: &Path, texts: &[String], hmm: bool, repeat: usize) -> Result<s
         texts
             .iter()
             .map(|t| Ok(tok.encode_pipeline(t)?.0.len()))
+            .sum()
+    })?;
+    let cfg = PrepConfig::new(Vec::new(), PathBuf::new(), vocab.to_path_buf());
+    let pipeline = Pipeline::new(&cfg, tok, Segmenter::jieba(hmm, None)?);
+    let docs: Vec<Document> = (0..texts.len())
+        .map(|i| Document {
+            file: 0,
+            line: i as u64 + 1,
+            piece: 0,
+            text: texts[i].clone(),
+            bad_utf8_lines: 0,
+        })
+        .collect();
+    timed("process", &mut || {
+        docs.iter()
+            .map(|d| Ok(pipeline.process(d)?.examples.len()))
             .sum()
     })?;
     std::hint::black_box(count);

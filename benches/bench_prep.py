@@ -9,7 +9,8 @@ One run measures, on the People's Daily 1998-01 corpus (``scripts/corpus.py``) r
     ``--reference-mb`` slice, compared by characters per second;
 (c) the bare components, ``benches/bench_components.rs`` (a cargo example), single-threaded on the
     same documents: jieba-rs cut alone (the floor: distill-prep segments every character
-    with it), our WordPiece encode (fast path) and the ``tokenizers`` BERT pipeline alone;
+    with it), our WordPiece encode (fast path), the ``tokenizers`` BERT pipeline alone, and
+    prep's whole per-document work without reading or writing (what one worker does);
 (d) peak RSS of ``distill-prep`` on the corpus and on ``--rss-multiplier`` times it, which
     should be the same (streaming, memory independent of corpus size).
 
@@ -226,7 +227,10 @@ def render(
             ("jieba-rs cut alone", "jieba_s"),
             ("WordPiece encode (fast path)", "tokenize_s"),
             ("`tokenizers` BERT pipeline alone", "pipeline_s"),
+            ("prep's per-document work (segment ... mask, no I/O)", "process_s"),
         ]:
+            if key not in comp:
+                continue
             cpu = comp.get(key.replace("_s", "_cpu_s"))
             lines.append(
                 f"| component, 1 thread: {name} | {args.corpus_mb:g} | {comp['chars']:,} | "
@@ -292,6 +296,13 @@ def render(
             f"\nCPU-time view: distill-prep 1 worker {ours_cpu:,.0f} chars per CPU-second (all "
             f"threads, start-up included), bare jieba-rs cut {jieba_cpu:,.0f}: "
             f"{100 * ours_cpu / jieba_cpu:.0f}%."
+        )
+    if one and comp and comp.get("process_s"):
+        lines.append(
+            f"\nPrep's per-document work on one thread: {comp['chars'] / comp['process_s']:,.0f} "
+            f"chars/s, {100 * comp['jieba_s'] / comp['process_s']:.0f}% of it bare jieba-rs; a "
+            f"one-worker run spends {one.wall_s - comp['process_s']:.2f} s more (start-up, "
+            "reading, writing, hand-offs)."
         )
     for run in [*runs, *([big] if big else [])]:
         reported = run.report.get("chars")
@@ -418,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     comp = None
     if comps:  # the fastest run of each component, with its CPU time
         comp = {"chars": comps[0]["chars"]}
-        for key in ("jieba_s", "tokenize_s", "pipeline_s"):
+        for key in ("jieba_s", "tokenize_s", "pipeline_s", "process_s"):
             best = min(comps, key=lambda c, key=key: c[key])
             comp[key] = best[key]
             cpu = key.replace("_s", "_cpu_s")
