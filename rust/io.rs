@@ -115,6 +115,17 @@ pub fn map_file(path: &Path) -> Result<Mmap> {
     unsafe { Mmap::map(&f) }.at(path)
 }
 
+/// The text of a small file (a manifest); a missing file is [`Error::Data`] with
+/// `missing` as its message (e.g. "no examples manifest (run distill-prep)").
+pub fn read_text(path: &Path, missing: &str) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::data(path.display().to_string(), missing))
+        }
+        r => r.at(path),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

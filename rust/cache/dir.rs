@@ -88,14 +88,7 @@ impl TeacherCache {
         }
         let width = parts.iter().map(|g| g.width).max().unwrap_or(1);
         let n: usize = parts.iter().map(|g| g.n).sum();
-        let mut out = Gathered {
-            n,
-            width,
-            ids: Vec::with_capacity(n * width),
-            logp: Vec::with_capacity(n * width),
-            tail: Vec::with_capacity(n),
-            counts: Vec::with_capacity(n),
-        };
+        let mut out = Gathered::with_capacity(n, width);
         for g in parts {
             let pad = width - g.width;
             for r in 0..g.n {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::write_atomic;
+use crate::io::{read_text, write_atomic};
 
 pub const CACHE_FORMAT: &str = "wwm-distill/teacher";
 pub const CACHE_VERSION: u32 = 1;
@@ -149,15 +149,7 @@ impl CacheManifest {
 /// Reads and checks `dir/manifest.json`.
 pub fn read_cache_manifest(dir: &Path) -> Result<CacheManifest> {
     let path = dir.join(CACHE_MANIFEST_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::data(
-                path.display().to_string(),
-                "no teacher cache manifest",
-            ))
-        }
-        r => r.at(&path)?,
-    };
+    let text = read_text(&path, "no teacher cache manifest")?;
     CacheManifest::from_json(&text, &path.display().to_string())
 }
 

@@ -124,6 +124,20 @@ pub struct Gathered {
     pub counts: Vec<i32>,
 }
 
+impl Gathered {
+    /// Empty arrays with room for `n` positions of `width` entries.
+    pub fn with_capacity(n: usize, width: usize) -> Self {
+        Self {
+            n,
+            width,
+            ids: Vec::with_capacity(n * width),
+            logp: Vec::with_capacity(n * width),
+            tail: Vec::with_capacity(n),
+            counts: Vec::with_capacity(n),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

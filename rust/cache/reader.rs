@@ -302,14 +302,7 @@ impl CacheReader {
             spans.push((blk, p0, p1));
         }
         let width = width.max(1);
-        let mut g = Gathered {
-            n,
-            width,
-            ids: Vec::with_capacity(n * width),
-            logp: Vec::with_capacity(n * width),
-            tail: Vec::with_capacity(n),
-            counts: Vec::with_capacity(n),
-        };
+        let mut g = Gathered::with_capacity(n, width);
         // one pass over the output: each row's entries, then its padding
         for (blk, p0, p1) in spans {
             for p in p0..p1 {

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
-use crate::io::write_atomic;
+use crate::error::{Error, Result};
+use crate::io::{read_text, write_atomic};
 use crate::prep::PrepParams;
 
 pub const MANIFEST_FORMAT: &str = "wwm-distill/examples";
@@ -187,15 +187,7 @@ impl Manifest {
 /// Reads and checks `dir/manifest.json`.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::data(
-                path.display().to_string(),
-                "no examples manifest (run distill-prep)",
-            ))
-        }
-        r => r.at(&path)?,
-    };
+    let text = read_text(&path, "no examples manifest (run distill-prep)")?;
     let m: Manifest = serde_json::from_str(&text)
         .map_err(|e| Error::data(path.display().to_string(), format!("bad manifest: {e}")))?;
     if m.format != MANIFEST_FORMAT || m.version != MANIFEST_VERSION {
