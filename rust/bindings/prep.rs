@@ -124,13 +124,10 @@ impl PyPrepConfig {
     /// The default of every keyword option (what the CLI offers).
     #[staticmethod]
     fn defaults<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("do_lower_case", py.None())?;
-        d.set_item("user_dict", py.None())?;
-        let settings = to_python(py, &Settings::default())?;
-        d.update(settings.downcast::<pyo3::types::PyMapping>()?)?;
-        d.set_item("workers", defaults::WORKERS)?;
-        d.set_item("overwrite", defaults::OVERWRITE)?;
+        let d = Self(PrepConfig::new(Vec::new(), PathBuf::new(), PathBuf::new())).to_dict(py)?;
+        for required in ["inputs", "out", "vocab"] {
+            d.del_item(required)?;
+        }
         Ok(d)
     }
 
