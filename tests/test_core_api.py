@@ -143,7 +143,7 @@ def test_cache_manifest_is_checked(tmp_path, two_shard_cache):
         _core.read_cache_manifest(tmp_path)
     # the writer stamps the format and version, first, when the caller leaves them out
     bare = {k: v for k, v in m.items() if k not in ("format", "version")}
-    _core.write_cache_manifest(tmp_path, bare)
+    assert _core.write_cache_manifest(tmp_path, bare) == m
     assert (tmp_path / "manifest.json").read_text() == json.dumps(m, indent=2)
 
 

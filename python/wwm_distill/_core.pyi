@@ -287,9 +287,10 @@ class TeacherCache:
 def read_cache_manifest(dir: _Path) -> dict[str, Any]:
     """`dir/manifest.json` of a teacher cache, checked."""
 
-def write_cache_manifest(dir: _Path, manifest: dict[str, Any]) -> None:
+def write_cache_manifest(dir: _Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Stamps the format and version (unless `manifest` names them), checks it and writes
-    `dir/manifest.json` atomically, as `json.dumps(manifest, indent=2)`."""
+    `dir/manifest.json` atomically, as `json.dumps(manifest, indent=2)`; returns the
+    manifest as written."""
 
 def cache_shard_name(k: int) -> str:
     """`teacher-NNNNN`: the cache shard of example shard `k`."""

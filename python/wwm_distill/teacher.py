@@ -283,5 +283,4 @@ def run_teacher(
         ],
         "report": report,
     }
-    _core.write_cache_manifest(out, manifest)
-    return _core.read_cache_manifest(out)
+    return _core.write_cache_manifest(out, manifest)

@@ -275,9 +275,13 @@ fn read_cache_manifest<'py>(py: Python<'py>, dir: PathBuf) -> PyResult<Bound<'py
 
 /// Stamps the format and version (first, unless `manifest` names them itself), checks
 /// the result (format, version, shards) and writes it to `dir/manifest.json` atomically,
-/// as `json.dumps(manifest, indent=2)`.
+/// as `json.dumps(manifest, indent=2)`; returns the manifest as written.
 #[pyfunction]
-fn write_cache_manifest(py: Python<'_>, dir: PathBuf, manifest: Bound<'_, PyDict>) -> PyResult<()> {
+fn write_cache_manifest<'py>(
+    py: Python<'py>,
+    dir: PathBuf,
+    manifest: Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyDict>> {
     let stamped = PyDict::new(py);
     stamped.set_item("format", cache::manifest::CACHE_FORMAT)?;
     stamped.set_item("version", cache::manifest::CACHE_VERSION)?;
@@ -287,7 +291,8 @@ fn write_cache_manifest(py: Python<'_>, dir: PathBuf, manifest: Bound<'_, PyDict
     let text = json_text(stamped.as_any(), Some(2))?;
     guarded(py, move || {
         cache::manifest::write_cache_manifest_text(&dir, &text).map(|_: CacheManifest| ())
-    })
+    })?;
+    Ok(stamped)
 }
 
 /// `dir/teacher-NNNNN.tkc`: the cache shard of example shard `k`.
