@@ -12,8 +12,12 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wwm_distill import _core
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # numpy is imported where ``Examples`` uses it: a ``distill-prep`` process never loads it
 # (OpenBLAS's idle worker threads cost 5-10 % of a one-worker run's CPU).
@@ -119,6 +123,12 @@ class Examples:
 
     def __len__(self) -> int:
         return len(self._core)
+
+    def lengths(self) -> np.ndarray:
+        """Tokens of every example (int64, global index order), from the shards' offsets."""
+        import numpy as np
+
+        return np.concatenate([np.diff(s.token_offsets) for s in self.shards]).astype(np.int64)
 
     def locate(self, i: int) -> tuple[int, int]:
         """Global example index → (shard, index in shard)."""

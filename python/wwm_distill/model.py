@@ -98,6 +98,6 @@ def to_device_batch(examples: Examples, indices, device) -> dict[str, torch.Tens
 
 def length_bucketed(examples: Examples, indices: np.ndarray, batch_size: int) -> list:
     """Batches of similar length (less padding); order within the run is restored later."""
-    lengths = np.array([len(examples[int(i)]["input_ids"]) for i in indices])
+    lengths = examples.lengths()[indices]
     order = np.argsort(-lengths, kind="stable")
     return [indices[order[s : s + batch_size]] for s in range(0, len(order), batch_size)]

@@ -289,7 +289,7 @@ def train(cfg: TrainConfig) -> dict:
     train_idx, eval_idx = split_indices(len(examples), cfg.eval_examples, cfg.seed)
     lengths = None
     if cfg.group_by_length:
-        lengths = np.concatenate([np.diff(s.token_offsets) for s in examples.shards])
+        lengths = examples.lengths()
 
     torch.manual_seed(cfg.seed)
     model, source = build_student(

@@ -54,10 +54,6 @@ def sample_indices(n: int, max_examples: int | None, seed: int = 0) -> np.ndarra
     return np.sort(rng.choice(n, size=max_examples, replace=False)).astype(np.int64)
 
 
-def example_lengths(examples: Examples) -> np.ndarray:
-    return np.concatenate([np.diff(s.token_offsets) for s in examples.shards]).astype(np.int64)
-
-
 def position_limit(config) -> int:
     """The longest input the model takes (RoBERTa's positions start after its pad id)."""
     n = int(config.max_position_embeddings)
@@ -152,7 +148,7 @@ def evaluate(
         TeacherCache(cache_dir, examples)  # refuses a cache of other examples
     model = _load(model_dir, device)
     check_vocab(model_dir, examples, model)
-    lengths = example_lengths(examples)
+    lengths = examples.lengths()
     limit = check_positions(model_dir, model, examples, lengths)
     indices = sample_indices(len(examples), max_examples)
     batches = _core.Batches(str(examples_dir), None if cache_dir is None else str(cache_dir))
