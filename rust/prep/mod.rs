@@ -33,6 +33,10 @@ use writer::Writer;
 /// A batch handed to the worker pool ends after this many bytes of text or items.
 const BATCH_BYTES: usize = 1 << 20;
 const BATCH_ITEMS: usize = 4096;
+/// Document outputs kept for reuse: at most this many…
+const RECYCLED_OUTPUTS: usize = 256;
+/// … each holding at most this many tokens' worth of buffers (larger ones are freed).
+const RECYCLED_MAX_TOKENS: usize = 1 << 16;
 
 /// Counters the caller polls for a progress bar, and a cancel switch.
 #[derive(Debug, Default)]
@@ -49,12 +53,23 @@ pub struct Progress {
 pub fn build(cfg: &PrepConfig) -> Result<(Pipeline, PrepParams)> {
     cfg.validate()?;
     let s = &cfg.settings;
-    let tok = WordPieceTokenizer::from_path(&cfg.vocab, cfg.do_lower_case)?;
-    let seg = if s.segmenter == "none" {
-        Segmenter::None
-    } else {
-        Segmenter::jieba(s.hmm, cfg.user_dict.as_deref())?
-    };
+    // jieba-rs's dictionary (the larger part of start-up) is built while the vocabulary
+    // loads.
+    let (tok, seg) = std::thread::scope(|scope| {
+        let seg = scope.spawn(|| {
+            if s.segmenter == "none" {
+                Ok(Segmenter::None)
+            } else {
+                Segmenter::jieba(s.hmm, cfg.user_dict.as_deref())
+            }
+        });
+        let tok = WordPieceTokenizer::from_path(&cfg.vocab, cfg.do_lower_case);
+        let seg = seg
+            .join()
+            .map_err(|_| Error::Internal("building the segmenter panicked".into()));
+        (tok, seg)
+    });
+    let (tok, seg) = (tok?, seg??);
     let user_dict_sha256 = match &cfg.user_dict {
         Some(p) => Some(sha256_file(p)?),
         None => None,
@@ -144,6 +159,8 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
     };
 
     let (to_pool, from_reader) = crossbeam_channel::bounded::<Result<Msg>>(2);
+    // Document outputs go back from the writer to the workers for reuse.
+    let (recycle, recycled) = crossbeam_channel::bounded::<DocOutput>(RECYCLED_OUTPUTS);
     let (to_writer, from_pool) =
         crossbeam_channel::bounded::<(Vec<Processed>, Vec<(u32, String)>)>(2);
 
@@ -163,6 +180,7 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
         cls_id: pipeline.tok.cls_id,
         sep_id: pipeline.tok.sep_id,
         example: Example::default(),
+        recycle,
     };
 
     let result = std::thread::scope(|scope| -> Result<Writer> {
@@ -211,7 +229,10 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
                             .into_par_iter()
                             .map(|item| {
                                 let output = match &item {
-                                    Item::Doc(d) => Some(pipeline.process(d)?),
+                                    Item::Doc(d) => {
+                                        let reuse = recycled.try_recv().unwrap_or_default();
+                                        Some(pipeline.process_reusing(d, reuse)?)
+                                    }
                                     Item::Skipped { .. } => None,
                                 };
                                 Ok(Processed { item, output })

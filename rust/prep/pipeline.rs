@@ -159,38 +159,57 @@ impl Pipeline {
     }
 
     pub fn process(&self, doc: &Document) -> Result<DocOutput> {
-        SCRATCH.with(|s| self.process_with(doc, &mut s.borrow_mut()))
+        self.process_reusing(doc, DocOutput::default())
     }
 
-    fn process_with(&self, doc: &Document, scratch: &mut Scratch) -> Result<DocOutput> {
-        let mut ids = Vec::with_capacity(doc.text.len() / 3 + 16);
+    /// [`process`](Self::process) into the buffers of an earlier document's output (the
+    /// writer hands them back): no allocation or fresh memory per document once warm.
+    pub fn process_reusing(&self, doc: &Document, out: DocOutput) -> Result<DocOutput> {
+        SCRATCH.with(|s| self.process_with(doc, out, &mut s.borrow_mut()))
+    }
+
+    fn process_with(
+        &self,
+        doc: &Document,
+        mut out: DocOutput,
+        scratch: &mut Scratch,
+    ) -> Result<DocOutput> {
+        let mut ids = std::mem::take(&mut out.ids);
+        ids.clear();
+        ids.reserve(doc.text.len() / 3 + 16);
         let mut marks = std::mem::take(&mut scratch.marks);
         marks.clear();
         let r = self.tokens_and_marks_into(&doc.text, &mut ids, &mut marks, scratch);
         let (groups, shuffled) = (&mut scratch.groups, &mut scratch.shuffled);
-        let out = r.map(|()| self.windows(doc, ids, &marks, groups, shuffled));
+        let r = r.map(|()| {
+            out.ids = ids;
+            self.windows(doc, &mut out, &marks, groups, shuffled);
+            out
+        });
         scratch.marks = marks;
-        out
+        r
     }
 
-    /// Windows of a tokenized document, each masked `dupe_factor` times.
+    /// Windows of a tokenized document (`out.ids`), each masked `dupe_factor` times, into
+    /// `out` (its other buffers cleared first).
     fn windows(
         &self,
         doc: &Document,
-        ids: Vec<u32>,
+        out: &mut DocOutput,
         marks: &[bool],
         groups: &mut Vec<(u32, u32)>,
         shuffled: &mut Vec<(u32, u32)>,
-    ) -> DocOutput {
-        let mut out = DocOutput {
-            chars: doc.text.chars().count() as u64,
-            bytes: doc.text.len() as u64,
-            tokens: ids.len() as u64,
-            unk: ids.iter().filter(|&&i| i == self.tok.unk_id).count() as u64,
-            ..Default::default()
-        };
+    ) {
+        let ids = &out.ids;
+        out.examples.clear();
+        out.masks.clear();
+        out.chars = doc.text.chars().count() as u64;
+        out.bytes = doc.text.len() as u64;
+        out.tokens = ids.len() as u64;
+        out.unk = ids.iter().filter(|&&i| i == self.tok.unk_id).count() as u64;
+        out.windows = 0;
         if ids.is_empty() {
-            return out;
+            return;
         }
         let w = self.max_seq_length - 2;
         let key = |window: u32, dupe: u32| StreamKey {
@@ -236,8 +255,6 @@ impl Pipeline {
                 });
             }
         }
-        out.ids = ids;
-        out
     }
 }
 

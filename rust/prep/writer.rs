@@ -41,6 +41,8 @@ pub(super) struct Writer {
     pub sep_id: u32,
     /// The example being written, reused.
     pub example: Example,
+    /// Where finished document outputs go back to the workers.
+    pub recycle: crossbeam_channel::Sender<DocOutput>,
 }
 
 impl Writer {
@@ -93,6 +95,9 @@ impl Writer {
         let mut ex = std::mem::take(&mut self.example);
         let r = self.write_examples(doc, &out, skip, &mut ex, progress);
         self.example = ex;
+        if out.ids.capacity() <= super::RECYCLED_MAX_TOKENS {
+            let _ = self.recycle.try_send(out); // full: freed
+        }
         r
     }
 

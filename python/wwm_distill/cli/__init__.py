@@ -1,8 +1,12 @@
 """Command-line front ends: small argparse layers over importable functions."""
 
-import inspect
+from __future__ import annotations
+
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (distill-prep's start-up)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def fail(prog: str, message: str, code: int = 1) -> NoReturn:
@@ -13,6 +17,8 @@ def fail(prog: str, message: str, code: int = 1) -> NoReturn:
 
 def defaults_of(function) -> dict:
     """The keyword defaults a function declares, for its command-line options."""
+    import inspect
+
     return {
         name: p.default
         for name, p in inspect.signature(function).parameters.items()
