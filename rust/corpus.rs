@@ -465,6 +465,13 @@ pub fn safe_chunks(text: &str, max_chars: usize) -> impl Iterator<Item = &str> {
         if rest.is_empty() {
             return None;
         }
+        // The rest fits (most documents): no boundary search. Counting characters is cheap
+        // (SIMD); bounded so that a huge text is not counted once per piece.
+        if rest.len() <= max_chars
+            || (rest.len() <= 4 * max_chars && rest.chars().count() <= max_chars)
+        {
+            return Some(std::mem::take(&mut rest));
+        }
         // Byte index after the first `max_chars` characters, with char boundaries of the
         // last half remembered for a good cut.
         let mut end = rest.len();

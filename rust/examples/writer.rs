@@ -10,6 +10,9 @@ use super::Example;
 use crate::error::Result;
 use crate::io::AtomicFile;
 
+/// Token bytes are written to the `.bin` in pieces of about this size.
+const WRITE_BYTES: usize = 1 << 20;
+
 pub struct ShardWriter {
     name: String,
     dir: PathBuf,
@@ -45,7 +48,7 @@ impl ShardWriter {
             piece: Vec::new(),
             window: Vec::new(),
             dupe: Vec::new(),
-            scratch: Vec::new(),
+            scratch: Vec::with_capacity(WRITE_BYTES + (1 << 16)),
         })
     }
 
@@ -58,9 +61,12 @@ impl ShardWriter {
     }
 
     pub fn push(&mut self, ex: &Example) -> Result<()> {
-        self.scratch.clear();
+        // Token bytes gather in `scratch` and go to the file (hashed) a megabyte at a time.
         format::put_ids(&mut self.scratch, &ex.input_ids, self.token_bytes);
-        self.bin.write(&self.scratch)?;
+        if self.scratch.len() >= WRITE_BYTES {
+            self.bin.write(&self.scratch)?;
+            self.scratch.clear();
+        }
         let t = *self.token_offsets.last().unwrap() + ex.input_ids.len() as u64;
         self.token_offsets.push(t);
         let m = *self.mask_offsets.last().unwrap() + ex.positions.len() as u64;
@@ -76,6 +82,7 @@ impl ShardWriter {
     }
 
     pub fn finish(mut self) -> Result<ShardInfo> {
+        self.bin.write(&self.scratch)?;
         let mut tail = Vec::with_capacity(self.labels.len() * (self.token_bytes + 2));
         format::put_ids(&mut tail, &self.labels, self.token_bytes);
         tail.extend_from_slice(bytemuck::cast_slice(&self.positions));
