@@ -1,6 +1,7 @@
 //! The bare components of prep, single-threaded (run by `benches/bench_prep.py`):
 //!
 //!     cargo run --release --example bench_components -- VOCAB TEXTS.jsonl [--no-hmm] [--repeat N]
+//!         [--only jieba|tokenize|pipeline|process]
 //!
 //! TEXTS.jsonl holds one JSON string per line. Prints one JSON object: seconds spent by
 //! jieba-rs cut (`jieba_s`), our WordPiece encode (`tokenize_s`, with its fast path), the
@@ -29,13 +30,22 @@ fn thread_cpu_s() -> Option<f64> {
     Some(ns * 1e-9)
 }
 
-fn measure(vocab: &Path, texts: &[String], hmm: bool, repeat: usize) -> Result<serde_json::Value> {
+fn measure(
+    vocab: &Path,
+    texts: &[String],
+    hmm: bool,
+    repeat: usize,
+    only: Option<&str>,
+) -> Result<serde_json::Value> {
     let tok = WordPieceTokenizer::from_path(vocab, None)?;
     let seg = Segmenter::jieba(hmm, None)?;
     let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
     let mut out = serde_json::Map::new();
     let mut count = 0usize;
     let mut timed = |name: &str, f: &mut dyn FnMut() -> Result<usize>| {
+        if only.is_some_and(|o| o != name) {
+            return Ok(());
+        }
         let mut best: Option<(f64, Option<f64>)> = None;
         for _ in 0..repeat.max(1) {
             let (t, c) = (Instant::now(), thread_cpu_s());
@@ -89,14 +99,24 @@ fn measure(vocab: &Path, texts: &[String], hmm: bool, repeat: usize) -> Result<s
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let hmm = !args.iter().any(|a| a == "--no-hmm");
-    let usage = "usage: bench_components VOCAB TEXTS.jsonl [--no-hmm] [--repeat N]";
+    let usage =
+        "usage: bench_components VOCAB TEXTS.jsonl [--no-hmm] [--repeat N] [--only COMPONENT]";
     let mut repeat = 1usize;
+    let mut only: Option<String> = None;
     let mut paths: Vec<&String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--repeat" {
             match it.next().and_then(|n| n.parse().ok()) {
                 Some(n) => repeat = n,
+                None => {
+                    eprintln!("{usage}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else if a == "--only" {
+            match it.next() {
+                Some(name) => only = Some(name.clone()),
                 None => {
                     eprintln!("{usage}");
                     return ExitCode::from(2);
@@ -128,7 +148,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match measure(Path::new(vocab), &texts, hmm, repeat) {
+    match measure(Path::new(vocab), &texts, hmm, repeat, only.as_deref()) {
         Ok(v) => {
             println!("{v}");
             ExitCode::SUCCESS

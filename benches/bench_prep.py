@@ -13,9 +13,10 @@ One run measures, on the People's Daily 1998-01 corpus (``scripts/corpus.py``) r
     prep's whole per-document work without reading or writing (what one worker does);
 (d) peak RSS of ``distill-prep`` on the corpus and on ``--rss-multiplier`` times it, which
     should be the same (streaming, memory independent of corpus size);
-(e) what bounds the scaling of a short run: ``distill-prep`` on the corpus's first 40
-    documents (start-up only: interpreter, imports, vocabulary and jieba-rs's dictionary),
-    and 1 worker on the larger corpus too (scaling once start-up is amortised).
+(e) what bounds the scaling: ``distill-prep`` on the corpus's first 40 documents (start-up
+    only: interpreter, imports, vocabulary and jieba-rs's dictionary), 1 worker on the
+    larger corpus too (scaling once start-up is amortised), and the machine's own ceiling:
+    prep's per-document work run in two processes at once against one alone.
 
 Rates: ``distill-prep`` chars/s uses the wall time of the whole process (start-up
 included: Python imports and jieba-rs's dictionary); the reference uses its processing
@@ -218,6 +219,29 @@ def components(vocab: Path, src: Path, repeat: int) -> dict | None:
     return json.loads(out.stdout)
 
 
+def component_pair(vocab: Path, src: Path) -> float | None:
+    """Seconds until two ``bench_components --only process`` runs, started together in two
+    processes, have both done prep's per-document work: what two cores of this machine give
+    for perfectly parallel work (the ceiling of the workers' scaling). None without the
+    example built (``components`` builds it)."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", BENCH_DIR.parent / "target"))
+    exe = target / "release" / "examples" / "bench_components"
+    if not exe.is_file():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        texts = Path(tmp) / "texts.jsonl"
+        texts.write_text(
+            "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in documents(src)),
+            encoding="utf-8",
+        )
+        cmd = [str(exe), str(vocab), str(texts), "--only", "process"]
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        return None
+    return max(json.loads(o)["process_s"] for o in outs)
+
+
 def render(
     runs: list[Run],
     big: Run | None,
@@ -332,6 +356,13 @@ def render(
             f"\nStart-up (a {STARTUP_DOCS}-document run): {s:.2f} s. Scaling 1 -> "
             f"{args.max_workers} workers of the time beyond it: "
             f"{(one.wall_s - s) / (most.wall_s - s):.2f}x."
+        )
+    if comp and comp.get("pair_process_s"):
+        lines.append(
+            "\nThis machine's ceiling for 2 workers: prep's per-document work in two processes "
+            f"at once takes {comp['pair_process_s']:.2f} s against {comp['process_s']:.2f} s "
+            f"alone: {2 * comp['process_s'] / comp['pair_process_s']:.2f}x the throughput of "
+            "one core for perfectly parallel work."
         )
     if big and big_one:
         lines.append(
@@ -457,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     starts: list[Run] = []
     tiny = tiny_corpus(main_corpus, scratch / f"first_{STARTUP_DOCS}_docs.txt")
     comps: list[dict] = []
+    pairs: list[float] = []
     refs: list[Run] = []
     for r in range(max(1, args.repeat)):
         for w in worker_counts:
@@ -469,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:
             c = components(vocab, main_corpus, 1)
             if c:
                 comps.append(c)
+                pair = component_pair(vocab, main_corpus)
+                if pair:
+                    pairs.append(pair)
         refs.append(run_reference(vocab, ref_corpus, scratch))
         print(f"round {r + 1} of {max(1, args.repeat)} done", flush=True)
     runs = [min(ours[w], key=lambda run: run.wall_s) for w in worker_counts]
@@ -509,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"distill-prep, 1 worker, {args.rss_multiplier}x corpus",
             )
 
+    if comp and pairs:
+        comp["pair_process_s"] = min(pairs)
     table = render(runs, big, ref, comp, args, startup, big_one)
     print()
     print(table)
