@@ -3,7 +3,8 @@
 //! the tail mass. Blocks of examples are independent zstd frames (with content checksums)
 //! indexed by a table at the end, so a reader memory-maps the file and decodes only the
 //! blocks it needs. Format 2 stores frequency ranks instead of ids (the rank table once
-//! per file); format 1 files stay readable. Byte layout: `format.rs`, docs/FORMATS.md.
+//! per file); format 3 entropy-codes the values and ranks (`ans.rs`); format 1 and 2 files
+//! stay readable. Byte layout: `format.rs`, docs/FORMATS.md.
 
 mod ans;
 mod dir;
