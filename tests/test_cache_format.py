@@ -1,5 +1,6 @@
-"""Teacher-cache file formats: format-1 files written by an old build stay readable, and
-format 2 reads back exactly what format 1 does (the training side must not notice)."""
+"""Teacher-cache file formats: format-1 and format-2 files written by old builds stay
+readable; format 2 reads back exactly what format 1 does, and format 3 the same up to the
+order of entries of equal value (the training side must not notice)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from wwm_distill import WwmDistillError, _core
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cache_v1"
+FIXTURES_V2 = Path(__file__).parent / "fixtures" / "cache_v2"
 MODES = ("topk", "top-p", "sample")
 SAMPLE_N = 16
 
@@ -65,28 +67,60 @@ def test_format_1_fixture_stays_readable(inputs, mode):
     assert np.isneginf(logp[~valid]).all()
 
 
+def ties_by_id(ids: np.ndarray, logp: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``ids`` with each run of equal log-probs (from entry 1 on) sorted by id."""
+    out = ids.copy()
+    for row in range(len(k)):
+        j = 1
+        while j < k[row]:
+            end = j + 1
+            while end < k[row] and logp[row, end] == logp[row, j]:
+                end += 1
+            out[row, j:end] = np.sort(out[row, j:end])
+            j = end
+    return out
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_format_2_reads_back_exactly_what_format_1_does(tmp_path, inputs, mode):
+def test_format_2_fixture_reads_back_exactly_what_format_1_does(tmp_path, inputs, mode):
     _, v1 = read_all(FIXTURES / f"{mode}.tkc")
-    info = write(tmp_path / "t.tkc", mode, inputs)  # the default format
-    reader, v2 = read_all(tmp_path / "t.tkc")
-    assert reader.version == 2
-    assert info["entries"] == int(v1[3].sum())
+    reader, v2 = read_all(FIXTURES_V2 / f"{mode}.tkc")
+    assert reader.version == 2 and reader.mode == mode
     # ids and counts are integers; log-probs and tails come from the same stored integers
     # and floats through the same decoding code, so they are equal bit for bit
     for a, b in zip(v1, v2):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
-    # and the current build's format-1 writer still writes what the old build wrote
-    write(tmp_path / "v1.tkc", mode, inputs, version=1)
-    old_reader, v1_again = read_all(tmp_path / "v1.tkc")
-    assert old_reader.version == 1
-    for a, b in zip(v1, v1_again):
+    # and the current build's format-1 and format-2 writers still write what old builds did
+    for version in (1, 2):
+        write(tmp_path / f"v{version}.tkc", mode, inputs, version=version)
+        old_reader, again = read_all(tmp_path / f"v{version}.tkc")
+        assert old_reader.version == version
+        for a, b in zip(v1, again):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_format_3_reads_back_what_format_1_does_up_to_ties(tmp_path, inputs, mode):
+    _, (ids1, logp1, tail1, k1) = read_all(FIXTURES / f"{mode}.tkc")
+    info = write(tmp_path / "t.tkc", mode, inputs)  # the default format
+    reader, (ids3, logp3, tail3, k3) = read_all(tmp_path / "t.tkc")
+    assert reader.version == 3
+    assert info["entries"] == int(k1.sum())
+    for a, b in ((logp1, logp3), (tail1, tail3), (k1, k3)):
+        assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
+    # the first entry (the teacher's argmax) keeps its place; entries of equal value are
+    # stored by rank, so only their order may differ
+    np.testing.assert_array_equal(ids1[:, 0], ids3[:, 0])
+    np.testing.assert_array_equal(ties_by_id(ids1, logp1, k1), ties_by_id(ids3, logp3, k3))
+    if mode == "sample":  # counts 1..16 over 8 entries: ties are the rule here
+        assert not np.array_equal(ids1, ids3)
 
 
-def test_format_2_corruption_is_an_error_naming_the_file(tmp_path, inputs):
-    write(tmp_path / "good.tkc", "top-p", inputs)
+@pytest.mark.parametrize("version", [2, 3])
+def test_corruption_is_an_error_naming_the_file(tmp_path, inputs, version):
+    write(tmp_path / "good.tkc", "top-p", inputs, version=version)
     good = (tmp_path / "good.tkc").read_bytes()
     rng = np.random.default_rng(3)
     bad = tmp_path / "bad.tkc"
@@ -104,4 +138,4 @@ def test_format_2_corruption_is_an_error_naming_the_file(tmp_path, inputs):
 
 def test_unknown_format_version_is_refused(tmp_path, inputs):
     with pytest.raises(WwmDistillError, match="version"):
-        write(tmp_path / "t.tkc", "topk", inputs, version=3)
+        write(tmp_path / "t.tkc", "topk", inputs, version=4)

@@ -223,8 +223,8 @@ class CacheWriter:
         level: int | None = None,
         format_version: int = ...,
     ) -> CacheWriter:
-        """`format_version` 1 writes the old layout (tests and comparisons only); `level`
-        (zstd) defaults to the format's: 6 for format 2, 3 for format 1."""
+        """`format_version` 1 or 2 writes an old layout (tests and comparisons only);
+        `level` (zstd) defaults to the format's: 6 for format 2, 3 for formats 1 and 3."""
     def push(
         self,
         positions_per_example: npt.NDArray[np.uint16],

@@ -1,5 +1,5 @@
 //! The `.tkc` byte layout in one place: header, block index entry, footer, the id table of
-//! format 2 and the varints of the block payload. The writer and the reader both go
+//! formats 2 and 3, the varints of the block payload and format 3's coding contexts. The writer and the reader both go
 //! through these types; no offset is spelled out anywhere else. Documented byte by byte in
 //! docs/FORMATS.md.
 
@@ -8,9 +8,9 @@ use super::Mode;
 pub const MAGIC: &[u8; 8] = b"WWMTKC\0\0";
 pub const FOOTER_MAGIC: &[u8; 8] = b"WWMTKCF\0";
 /// The version a writer produces unless told otherwise.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The versions this build reads (and can write).
-pub const VERSIONS: [u32; 2] = [1, 2];
+pub const VERSIONS: [u32; 3] = [1, 2, 3];
 pub const HEADER_BYTES: usize = 64;
 pub const INDEX_ENTRY_BYTES: usize = 40;
 /// Largest quantised value: log-probs below −q_max·step are stored as −q_max·step.
@@ -128,7 +128,7 @@ pub struct TableRef {
     pub crc: u32,
 }
 
-/// The footer at the end of the file: 48 bytes in format 1, 64 in format 2.
+/// The footer at the end of the file: 48 bytes in format 1, 64 in formats 2 and 3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Footer {
     pub n_examples: u64,
@@ -137,7 +137,7 @@ pub struct Footer {
     pub n_blocks: u64,
     pub index_crc: u32,
     pub header_crc: u32,
-    /// Format 2 only.
+    /// Formats 2 and 3.
     pub table: Option<TableRef>,
 }
 
@@ -231,7 +231,7 @@ impl IndexEntry {
     }
 }
 
-/// Format 2's bijection between ids and ranks. The table lists ids by decreasing frequency
+/// The bijection between ids and ranks of formats 2 and 3. The table lists ids by decreasing frequency
 /// (ties by id); `T` = 1 + its largest id. Rank `r < L` (table length) is `table[r]`; the
 /// ranks `L..T` are the ids below `T` missing from the table, in increasing order; ids
 /// (and ranks) `≥ T` map to themselves.
@@ -361,6 +361,42 @@ pub fn read_varint(buf: &[u8], at: &mut usize) -> Option<u32> {
         }
     }
     None
+}
+
+/// Format 3: the slot bucket of entry `j` of a position: 0 for j = 0, else 1 + ⌊log2 j⌋,
+/// at most 7 (entries 64 and beyond share one).
+#[inline(always)]
+pub fn slot_bucket(j: usize) -> usize {
+    if j == 0 {
+        0
+    } else {
+        (1 + j.ilog2() as usize).min(SLOT_BUCKETS - 1)
+    }
+}
+
+pub const SLOT_BUCKETS: usize = 8;
+
+/// Format 3's coding contexts of the values (the first value, then the deltas): the slot
+/// bucket.
+pub const VALUE_CONTEXTS: usize = SLOT_BUCKETS;
+/// ... of the ranks: the slot bucket, and whether the entry ties with the one before it.
+pub const RANK_CONTEXTS: usize = 2 * SLOT_BUCKETS;
+
+/// Format 3 codes values and ranks each in this many streams: entry `j` of every position
+/// goes to stream `j mod LANES`, so that a decoder works on two independent chains.
+pub const LANES: usize = 2;
+
+/// Context of the value (or delta) of entry `j`.
+#[inline(always)]
+pub fn value_context(j: usize) -> usize {
+    slot_bucket(j)
+}
+
+/// Context of the rank of entry `j`; `tied`: `j ≥ 2` and its stored value equals entry
+/// `j − 1`'s (then the rank is coded as the increase over entry `j − 1`'s).
+#[inline(always)]
+pub fn rank_context(j: usize, tied: bool) -> usize {
+    SLOT_BUCKETS * tied as usize + slot_bucket(j)
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! the tail mass. Blocks of examples are independent zstd frames (with content checksums)
 //! indexed by a table at the end, so a reader memory-maps the file and decodes only the
 //! blocks it needs. Format 2 stores frequency ranks instead of ids (the rank table once
-//! per file); format 1 files stay readable. Byte layout: `format.rs`, docs/FORMATS.md.
+//! per file); format 3 entropy-codes the values and ranks (`ans.rs`); format 1 and 2 files
+//! stay readable. Byte layout: `format.rs`, docs/FORMATS.md.
 
+mod ans;
 mod dir;
 mod format;
 pub mod manifest;
@@ -185,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_all_modes_both_versions() {
+    fn round_trip_all_modes_all_versions() {
         for (mode, version) in [Mode::TopK, Mode::TopP, Mode::Sample]
             .into_iter()
             .flat_map(|m| VERSIONS.map(|v| (m, v)))
@@ -218,6 +220,34 @@ mod tests {
             let all: Vec<u64> = (0..50).collect();
             let g = r.gather(&all).unwrap();
             assert_eq!(g.n, k.len());
+            // format 3 stores entries of equal value (from entry 1 on) by rank: compare the
+            // written entries in that order
+            let mut want_ids = ids.clone();
+            if version >= 3 {
+                for row in 0..g.n {
+                    let kk = k[row] as usize;
+                    let got = &g.ids[row * g.width..row * g.width + kk];
+                    let want = &mut want_ids[row * 8..row * 8 + kk];
+                    assert_eq!(got[0], want[0], "the first entry keeps its place");
+                    let key = |j: usize| match mode {
+                        Mode::Sample => counts[row * 8 + j] as u32,
+                        _ => quantise(logp[row * 8 + j], p.step),
+                    };
+                    let mut j = 1;
+                    while j < kk {
+                        let mut end = j + 1;
+                        while end < kk && key(end) == key(j) {
+                            end += 1;
+                        }
+                        let mut run = got[j..end].to_vec();
+                        run.sort_unstable();
+                        want[j..end].sort_unstable();
+                        assert_eq!(run, want[j..end].to_vec(), "a tie run holds other ids");
+                        want[j..end].copy_from_slice(&got[j..end]);
+                        j = end;
+                    }
+                }
+            }
             for row in 0..g.n {
                 let kk = k[row] as usize;
                 assert_eq!(g.counts[row] as usize, kk);
@@ -228,7 +258,7 @@ mod tests {
                         assert_eq!((gid, glp), (0, f32::NEG_INFINITY));
                         continue;
                     }
-                    assert_eq!(gid, ids[row * 8 + j]);
+                    assert_eq!(gid, want_ids[row * 8 + j]);
                     let want = if mode == Mode::Sample {
                         (counts[row * 8 + j] as f32 / 16.0).ln()
                     } else {
@@ -337,6 +367,28 @@ mod tests {
         r.gather(&(0..n_ex as u64).collect::<Vec<_>>()).unwrap()
     }
 
+    /// `g` with the entries of each run of equal log-probs (from entry 1 on) sorted by id.
+    fn ties_by_id(g: &Gathered) -> Gathered {
+        let mut out = Gathered::with_capacity(g.n, g.width);
+        out.ids = g.ids.clone();
+        out.logp = g.logp.clone();
+        out.tail = g.tail.clone();
+        out.counts = g.counts.clone();
+        for row in 0..g.n {
+            let (r0, k) = (row * g.width, g.counts[row] as usize);
+            let mut j = 1;
+            while j < k {
+                let mut end = j + 1;
+                while end < k && g.logp[r0 + end].to_bits() == g.logp[r0 + j].to_bits() {
+                    end += 1;
+                }
+                out.ids[r0 + j..r0 + end].sort_unstable();
+                j = end;
+            }
+        }
+        out
+    }
+
     fn assert_same(a: &Gathered, b: &Gathered) {
         assert_eq!((a.n, a.width), (b.n, b.width));
         assert_eq!(a.ids, b.ids);
@@ -348,7 +400,7 @@ mod tests {
     }
 
     #[test]
-    fn version_2_reads_back_exactly_what_version_1_does() {
+    fn versions_2_and_3_read_back_what_version_1_does() {
         let dir = tempfile::tempdir().unwrap();
         for mode in [Mode::TopK, Mode::TopP, Mode::Sample] {
             for id_bytes in [2, 4] {
@@ -371,6 +423,12 @@ mod tests {
                 let v1 = write_read(&o, p, 1, dir.path());
                 let v2 = write_read(&o, p, 2, dir.path());
                 assert_same(&v1, &v2);
+                // format 3: the same up to the order of entries of equal value
+                let v3 = write_read(&o, p, 3, dir.path());
+                for row in 0..v1.n {
+                    assert_eq!(v1.ids[row * v1.width], v3.ids[row * v3.width]);
+                }
+                assert_same(&ties_by_id(&v1), &ties_by_id(&v3));
             }
         }
     }
@@ -411,13 +469,13 @@ mod tests {
     fn unknown_versions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.tkc");
-        assert!(CacheWriter::create_version(&path, params(Mode::TopK), 4, 3, 3).is_err());
+        assert!(CacheWriter::create_version(&path, params(Mode::TopK), 4, 3, 4).is_err());
         let w = CacheWriter::create(&path, params(Mode::TopK), 4, 3).unwrap();
         w.finish().unwrap();
         let mut data = std::fs::read(&path).unwrap();
-        data[8] = 3; // the version field
+        data[8] = 4; // the version field
         std::fs::write(&path, &data).unwrap();
         let e = CacheReader::open(&path, 2).err().unwrap().to_string();
-        assert!(e.contains("version 3") && e.contains("t.tkc"), "{e}");
+        assert!(e.contains("version 4") && e.contains("t.tkc"), "{e}");
     }
 }

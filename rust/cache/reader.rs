@@ -1,5 +1,5 @@
-//! Reading a shard: memory-mapped, blocks decoded on demand into a small LRU. Formats 1
-//! and 2 decode to the same values.
+//! Reading a shard: memory-mapped, blocks decoded on demand into a small LRU. Formats 1,
+//! 2 and 3 decode to the same values (format 3 orders entries of equal value by rank).
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
 
+use super::ans;
 use super::format::{
-    get_planes, read_varint, Footer, Header, IdMap, IndexEntry, HEADER_BYTES, INDEX_ENTRY_BYTES,
-    RANK_ID_LIMIT,
+    get_planes, rank_context, read_varint, value_context, Footer, Header, IdMap, IndexEntry,
+    HEADER_BYTES, INDEX_ENTRY_BYTES, LANES, RANK_CONTEXTS, RANK_ID_LIMIT, VALUE_CONTEXTS,
 };
 use super::{CacheParams, Gathered, Mode};
 use crate::error::{Error, Result};
@@ -54,12 +55,12 @@ pub struct CacheReader {
     pub path: PathBuf,
     map: Mmap,
     pub params: CacheParams,
-    /// Format version of the file (1 or 2).
+    /// Format version of the file (1, 2 or 3).
     pub version: u32,
     pub n_examples: u64,
     pub n_positions: u64,
     index: Vec<IndexEntry>,
-    /// Format 2: rank → id.
+    /// Formats 2 and 3: rank → id.
     ids: Option<IdMap>,
     lru: Mutex<lru::LruCache<usize, Arc<Block>>>,
 }
@@ -87,7 +88,7 @@ impl CacheReader {
         if crc32fast::hash(idx) != f.index_crc {
             return Err(bad("block index checksum mismatch"));
         }
-        // the blocks end where the id table (format 2) or the index (format 1) starts
+        // the blocks end where the id table (formats 2, 3) or the index (format 1) starts
         let blocks_end = match f.table {
             Some(t) if t.offset >= HEADER_BYTES as u64 && t.offset <= f.index_offset => t.offset,
             Some(_) => return Err(bad("id table does not fit the file")),
@@ -178,6 +179,9 @@ impl CacheReader {
         if crc32fast::hash(comp) != e.crc {
             return Err(bad("checksum mismatch (corrupted)"));
         }
+        if self.version >= 3 {
+            return self.decode_v3(e, comp, &what);
+        }
         let raw = zstd::bulk::decompress(comp, e.raw_len as usize)
             .map_err(|err| bad(&format!("zstd: {err}")))?;
         if raw.len() != e.raw_len as usize {
@@ -188,35 +192,8 @@ impl CacheReader {
             at: 0,
             what: &what,
         };
-        let n_ex = c.u32()? as usize;
-        let n_pos = c.u32()? as usize;
-        if n_ex != e.n_examples as usize || n_pos != e.n_positions as usize {
-            return Err(bad("block header disagrees with the index"));
-        }
-        let mut ex_pos = Vec::with_capacity(n_ex + 1);
-        ex_pos.push(0u32);
-        for ch in c.take(n_ex * 2)?.chunks_exact(2) {
-            let n = u16::from_le_bytes([ch[0], ch[1]]) as u32;
-            ex_pos.push(ex_pos.last().unwrap() + n);
-        }
-        if *ex_pos.last().unwrap() as usize != n_pos {
-            return Err(bad("positions per example do not add up"));
-        }
-        let mut pos_entry = Vec::with_capacity(n_pos + 1);
-        pos_entry.push(0u32);
-        for ch in c.take(n_pos * 2)?.chunks_exact(2) {
-            let k = u16::from_le_bytes([ch[0], ch[1]]) as u32;
-            if k as usize > self.params.k_max {
-                return Err(bad("more entries than k"));
-            }
-            pos_entry.push(pos_entry.last().unwrap() + k);
-        }
+        let (ex_pos, pos_entry, tail) = self.counts(&mut c, e)?;
         let entries = *pos_entry.last().unwrap() as usize;
-        let tail: Vec<f32> = c
-            .take(n_pos * 4)?
-            .chunks_exact(4)
-            .map(|ch| f32::from_le_bytes(ch.try_into().unwrap()))
-            .collect();
         let ib = self.params.id_bytes;
         let mut ids = get_planes(c.take(entries * ib)?, entries, ib);
         if let Some(m) = &self.ids {
@@ -261,6 +238,183 @@ impl CacheReader {
             ids,
             logp,
         })
+    }
+
+    /// Format 3: the zstd frame of the head (counts, tables, stream lengths), then the
+    /// rANS stream and the raw bits; per position its values, then its ranks.
+    fn decode_v3(&self, e: &IndexEntry, comp: &[u8], what: &str) -> Result<Block> {
+        let bad = |m: &str| Error::data(what.to_string(), m.to_string());
+        let frame_len = comp
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
+            .filter(|&n| n <= comp.len() - 4)
+            .ok_or_else(|| bad("block is truncated"))?;
+        let raw = zstd::bulk::decompress(&comp[4..4 + frame_len], e.raw_len as usize)
+            .map_err(|err| bad(&format!("zstd: {err}")))?;
+        if raw.len() != e.raw_len as usize {
+            return Err(bad("decoded size differs from the index"));
+        }
+        let mut c = Cursor {
+            buf: &raw,
+            at: 0,
+            what,
+        };
+        let (ex_pos, pos_entry, tail) = self.counts(&mut c, e)?;
+        let bad_varint = || bad("bad or truncated varint in block payload");
+        let mut read_tables = |n_ctx: usize| -> Result<Vec<Vec<u32>>> {
+            let mut tables = Vec::with_capacity(n_ctx);
+            for _ in 0..n_ctx {
+                let n = read_varint(&raw, &mut c.at).ok_or_else(bad_varint)? as usize;
+                if n > ans::TOKENS {
+                    return Err(bad("entropy table too long"));
+                }
+                let mut t = Vec::with_capacity(n);
+                for _ in 0..n {
+                    t.push(read_varint(&raw, &mut c.at).ok_or_else(bad_varint)?);
+                }
+                tables.push(t);
+            }
+            Ok(tables)
+        };
+        let value_tables = read_tables(VALUE_CONTEXTS)?;
+        let rank_tables = read_tables(RANK_CONTEXTS)?;
+        // values' streams, then the ranks': each rANS words, then raw bits
+        let mut lens = [0usize; 4 * LANES];
+        for l in lens.iter_mut() {
+            *l = c.u32()? as usize;
+        }
+        if c.at != raw.len() {
+            return Err(bad("trailing bytes in block head"));
+        }
+        let mut streams = &comp[4 + frame_len..];
+        if lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)) != Some(streams.len()) {
+            return Err(bad("coded streams do not fill the block"));
+        }
+        let value_tables = ans::Tables::new(&value_tables).map_err(bad)?;
+        let rank_tables = ans::Tables::new(&rank_tables).map_err(bad)?;
+        let mut decoders = Vec::with_capacity(2 * LANES);
+        for l in lens.chunks_exact(2) {
+            let (words, rest) = streams.split_at(l[0]);
+            let (bits, rest) = rest.split_at(l[1]);
+            streams = rest;
+            decoders.push(
+                ans::Decoder::new(words, bits).ok_or_else(|| bad("coded streams are truncated"))?,
+            );
+        }
+        let [mut dv0, mut dv1, mut dr0, mut dr1]: [ans::Decoder; 4] =
+            decoders.try_into().map_err(|_| bad("coded streams"))?;
+        let entries = *pos_entry.last().unwrap() as usize;
+        let mut ids = Vec::with_capacity(entries);
+        let mut logp = Vec::with_capacity(entries);
+        let bad_stream = || bad("corrupt or truncated entropy-coded stream");
+        let bad_count = || bad("sample count out of range");
+        let sample = self.params.mode == Mode::Sample;
+        let n_draws = self.params.sample_n.max(1);
+        let lut: Vec<f32> = if sample {
+            (0..=n_draws)
+                .map(|c| (c as f32 / n_draws as f32).ln())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let step = self.params.step;
+        let map = self.ids.as_ref().ok_or_else(|| bad("no id table"))?;
+        // two passes, each with one stream's state in registers: every value (the first,
+        // then the deltas), then every rank (entries tied in value code the increase over
+        // the rank before)
+        let mut vals: Vec<u32> = Vec::with_capacity(entries);
+        for w in pos_entry.windows(2) {
+            let k = (w[1] - w[0]) as usize;
+            let mut acc = 0u32;
+            for j in 0..k {
+                let dv = if j & 1 == 0 { &mut dv0 } else { &mut dv1 };
+                let d = dv
+                    .value(&value_tables, value_context(j))
+                    .ok_or_else(bad_stream)?;
+                acc = if j == 0 {
+                    d
+                } else if sample {
+                    acc.checked_sub(d).ok_or_else(bad_count)?
+                } else {
+                    acc.saturating_add(d)
+                };
+                vals.push(acc);
+            }
+        }
+        if sample {
+            for &v in &vals {
+                logp.push(
+                    *lut.get(v as usize)
+                        .filter(|_| v > 0)
+                        .ok_or_else(bad_count)?,
+                );
+            }
+        } else {
+            logp.extend(vals.iter().map(|&v| -(v as f32) * step));
+        }
+        let mut overflow = false;
+        for w in pos_entry.windows(2) {
+            let v = &vals[w[0] as usize..w[1] as usize];
+            let mut prev = 0u32;
+            for j in 0..v.len() {
+                let tied = j >= 2 && v[j] == v[j - 1];
+                let dr = if j & 1 == 0 { &mut dr0 } else { &mut dr1 };
+                let x = dr
+                    .value(&rank_tables, rank_context(j, tied))
+                    .ok_or_else(bad_stream)?;
+                // no branch on `tied`: it goes either way
+                let r = x.wrapping_add(prev & (tied as u32).wrapping_neg());
+                overflow |= r < x;
+                ids.push(map.id(r));
+                prev = r;
+            }
+        }
+        if overflow || ![dv0, dv1, dr0, dr1].iter().all(|d| d.finished()) {
+            return Err(bad("entropy-coded streams do not end where the block does"));
+        }
+        Ok(Block {
+            ex_pos,
+            pos_entry,
+            tail,
+            ids,
+            logp,
+        })
+    }
+
+    /// The per-example and per-position part shared by every format: counts, positions per
+    /// example, entries per position, tails.
+    #[allow(clippy::type_complexity)]
+    fn counts(&self, c: &mut Cursor<'_>, e: &IndexEntry) -> Result<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+        let bad = |m: &str| Error::data(c.what.to_string(), m.to_string());
+        let n_ex = c.u32()? as usize;
+        let n_pos = c.u32()? as usize;
+        if n_ex != e.n_examples as usize || n_pos != e.n_positions as usize {
+            return Err(bad("block header disagrees with the index"));
+        }
+        let mut ex_pos = Vec::with_capacity(n_ex + 1);
+        ex_pos.push(0u32);
+        for ch in c.take(n_ex * 2)?.chunks_exact(2) {
+            let n = u16::from_le_bytes([ch[0], ch[1]]) as u32;
+            ex_pos.push(ex_pos.last().unwrap() + n);
+        }
+        if *ex_pos.last().unwrap() as usize != n_pos {
+            return Err(bad("positions per example do not add up"));
+        }
+        let mut pos_entry = Vec::with_capacity(n_pos + 1);
+        pos_entry.push(0u32);
+        for ch in c.take(n_pos * 2)?.chunks_exact(2) {
+            let k = u16::from_le_bytes([ch[0], ch[1]]) as u32;
+            if k as usize > self.params.k_max {
+                return Err(bad("more entries than k"));
+            }
+            pos_entry.push(pos_entry.last().unwrap() + k);
+        }
+        let tail: Vec<f32> = c
+            .take(n_pos * 4)?
+            .chunks_exact(4)
+            .map(|ch| f32::from_le_bytes(ch.try_into().unwrap()))
+            .collect();
+        Ok((ex_pos, pos_entry, tail))
     }
 
     /// Number of masked positions of each example in `examples`.

@@ -2,9 +2,11 @@
 
 use std::path::Path;
 
+use super::ans;
 use super::format::{
-    put_planes, put_varint, Footer, Header, IdMap, IndexEntry, TableRef, HEADER_BYTES,
-    INDEX_ENTRY_BYTES, VERSION, VERSIONS,
+    put_planes, put_varint, rank_context, value_context, Footer, Header, IdMap, IndexEntry,
+    TableRef, HEADER_BYTES, INDEX_ENTRY_BYTES, LANES, RANK_CONTEXTS, VALUE_CONTEXTS, VERSION,
+    VERSIONS,
 };
 use super::{quantise, CacheInfo, CacheParams, Chunk, Mode};
 use crate::error::{Error, Result};
@@ -13,9 +15,10 @@ use crate::io::AtomicFile;
 /// zstd level a writer of `version` uses unless told otherwise: format 1 was written at 3;
 /// format 2 at 6, where ranks repeat in runs that level 6 finds and level 3 misses
 /// (benches/explore_id_coding.py: 141 → 134 B/position at top-k 128, encode still far
-/// faster than the teacher).
+/// faster than the teacher); format 3 compresses only the small per-position part with
+/// zstd (ids and values are entropy-coded), where level 3 does as well.
 pub fn default_level(version: u32) -> i32 {
-    if version >= 2 {
+    if version == 2 {
         6
     } else {
         3
@@ -128,7 +131,137 @@ fn encode_block(
     })
 }
 
-/// Appends blocks to `teacher-NNNNN.tkc.tmp`; `finish` writes the id table (format 2),
+/// Encodes one block of format 3 into its bytes on disk; returns them and the size of the
+/// decoded head (the index's `raw_len`). Layout in docs/FORMATS.md: a zstd frame of the
+/// per-example and per-position part and the coding tables, then the rANS stream and the
+/// raw bits of every entry's value and rank. Entries tied in value (from entry 1 on) are
+/// stored by increasing rank: their order carries no information.
+fn encode_block_v3(
+    p: &CacheParams,
+    map: &IdMap,
+    c: &Chunk,
+    ex: std::ops::Range<usize>,
+    pos: std::ops::Range<usize>,
+    level: i32,
+) -> Result<(Vec<u8>, usize)> {
+    let n_pos = pos.len();
+    let entries: usize = c.k[pos.clone()].iter().map(|&k| k as usize).sum();
+    let mut head = Vec::with_capacity(8 + ex.len() * 2 + n_pos * 6 + 1024);
+    head.extend_from_slice(&(ex.len() as u32).to_le_bytes());
+    head.extend_from_slice(&(n_pos as u32).to_le_bytes());
+    for &n in &c.positions_per_example[ex] {
+        head.extend_from_slice(&n.to_le_bytes());
+    }
+    for &k in &c.k[pos.clone()] {
+        if k as usize > p.k_max || (k == 0 && p.mode != Mode::Sample) {
+            return Err(Error::Invalid(format!(
+                "a position has {k} entries (1..{} allowed)",
+                p.k_max
+            )));
+        }
+        head.extend_from_slice(&k.to_le_bytes());
+    }
+    for &t in &c.tail[pos.clone()] {
+        head.extend_from_slice(&t.to_le_bytes());
+    }
+    // every position's values and ranks, in canonical order
+    let mut vals: Vec<u32> = Vec::with_capacity(entries);
+    let mut ranks: Vec<u32> = Vec::with_capacity(entries);
+    for q in pos.clone() {
+        let k = c.k[q] as usize;
+        let base = q * c.width;
+        let at = vals.len();
+        for &id in &c.ids[base..base + k] {
+            ranks.push(map.rank(checked_id(p, id)?));
+        }
+        if p.mode == Mode::Sample {
+            for &n in &c.counts[base..base + k] {
+                if n == 0 || n as u32 > p.sample_n {
+                    return Err(Error::Invalid(format!(
+                        "sample count {n} outside 1..={} draws",
+                        p.sample_n
+                    )));
+                }
+                if vals.len() > at && n as u32 > vals[vals.len() - 1] {
+                    return Err(Error::Invalid(
+                        "entries of a position are not sorted by decreasing count".into(),
+                    ));
+                }
+                vals.push(n as u32);
+            }
+        } else {
+            for &lp in &c.logp[base..base + k] {
+                let v = quantise(lp, p.step);
+                if vals.len() > at && v < vals[vals.len() - 1] {
+                    return Err(Error::Invalid(
+                        "entries of a position are not sorted by decreasing probability".into(),
+                    ));
+                }
+                vals.push(v);
+            }
+        }
+        // runs of equal values from entry 1 on, by increasing rank
+        let (v, r) = (&vals[at..], &mut ranks[at..]);
+        let mut j = 1;
+        while j < k {
+            let mut end = j + 1;
+            while end < k && v[end] == v[j] {
+                end += 1;
+            }
+            if end - j > 1 {
+                r[j..end].sort_unstable();
+            }
+            j = end;
+        }
+    }
+    // the values (first value, then deltas) and the ranks, each in LANES streams (entry j
+    // in stream j mod LANES)
+    let mut values = ans::Encoder::new(VALUE_CONTEXTS, LANES);
+    let mut ranks_enc = ans::Encoder::new(RANK_CONTEXTS, LANES);
+    values.reserve(entries);
+    ranks_enc.reserve(entries);
+    let mut at = 0;
+    for q in pos {
+        let k = c.k[q] as usize;
+        let (v, r) = (&vals[at..at + k], &ranks[at..at + k]);
+        for j in 0..k {
+            let d = if j == 0 {
+                v[0]
+            } else {
+                v[j].abs_diff(v[j - 1])
+            };
+            values.value(j % LANES, value_context(j), d);
+            let tied = j >= 2 && d == 0;
+            let x = if tied { r[j] - r[j - 1] } else { r[j] };
+            ranks_enc.value(j % LANES, rank_context(j, tied), x);
+        }
+        at += k;
+    }
+    let coded = [values.finish(), ranks_enc.finish()];
+    for s in &coded {
+        for t in &s.tables {
+            put_varint(&mut head, t.len() as u32);
+            for &f in t {
+                put_varint(&mut head, f);
+            }
+        }
+    }
+    for lane in coded.iter().flat_map(|s| &s.lanes) {
+        head.extend_from_slice(&(lane.rans.len() as u32).to_le_bytes());
+        head.extend_from_slice(&(lane.bits.len() as u32).to_le_bytes());
+    }
+    let frame = compress(&head, level)?;
+    let mut out = Vec::with_capacity(4 + frame.len() + 6 * entries);
+    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    out.extend_from_slice(&frame);
+    for lane in coded.iter().flat_map(|s| &s.lanes) {
+        out.extend_from_slice(&lane.rans);
+        out.extend_from_slice(&lane.bits);
+    }
+    Ok((out, head.len()))
+}
+
+/// Appends blocks to `teacher-NNNNN.tkc.tmp`; `finish` writes the id table (formats 2, 3),
 /// the index and the footer, and renames the file into place.
 pub struct CacheWriter {
     params: CacheParams,
@@ -142,7 +275,7 @@ pub struct CacheWriter {
     n_entries: u64,
     block_examples: usize,
     level: i32,
-    /// Format 2: the id table, made from the first `push`.
+    /// Formats 2 and 3: the id table, made from the first `push`.
     map: Option<IdMap>,
 }
 
@@ -157,8 +290,8 @@ impl CacheWriter {
         Self::create_version(path, params, block_examples, level, VERSION)
     }
 
-    /// A writer of format `version` (1 or 2; 1 only to test that old files stay readable
-    /// and to compare against).
+    /// A writer of format `version` (1, 2 or 3; the older ones only to test that old files
+    /// stay readable and to compare against).
     pub fn create_version(
         path: &Path,
         params: CacheParams,
@@ -253,23 +386,16 @@ impl CacheWriter {
                     .iter()
                     .map(|&n| n as usize)
                     .sum::<usize>();
-            let raw = encode_block(&self.params, self.map.as_ref(), c, ex0..ex1, pos0..pos1)?;
-            let comp = if self.version >= 2 {
-                // one zstd frame per non-empty part, concatenated
-                let mut comp = Vec::new();
-                let mut start = 0;
-                for &end in &raw.part_ends {
-                    if end > start {
-                        comp.extend(compress(&raw.payload[start..end], self.level)?);
-                    }
-                    start = end;
-                }
-                comp
+            let (comp, raw_len) = if self.version >= 3 {
+                let map = self.map.as_ref().expect("made above");
+                encode_block_v3(&self.params, map, c, ex0..ex1, pos0..pos1, self.level)?
             } else {
-                compress(&raw.payload, self.level)?
+                let raw = encode_block(&self.params, self.map.as_ref(), c, ex0..ex1, pos0..pos1)?;
+                let len = raw.payload.len();
+                (self.compress_parts(raw)?, len)
             };
-            let raw = raw.payload;
             self.file.write(&comp)?;
+
             self.n_entries += c.k[pos0..pos1].iter().map(|&k| k as u64).sum::<u64>();
             self.index.push(IndexEntry {
                 offset: self.offset,
@@ -277,7 +403,7 @@ impl CacheWriter {
                 first_example: self.n_examples,
                 n_examples: (ex1 - ex0) as u32,
                 n_positions: (pos1 - pos0) as u32,
-                raw_len: raw.len() as u32,
+                raw_len: raw_len as u32,
                 crc: crc32fast::hash(&comp),
             });
             self.offset += comp.len() as u64;
@@ -287,6 +413,22 @@ impl CacheWriter {
             pos0 = pos1;
         }
         Ok(())
+    }
+
+    /// Formats 1 and 2: the payload as one zstd frame (1) or one per non-empty part (2).
+    fn compress_parts(&self, raw: RawBlock) -> Result<Vec<u8>> {
+        if self.version == 1 {
+            return compress(&raw.payload, self.level);
+        }
+        let mut comp = Vec::new();
+        let mut start = 0;
+        for &end in &raw.part_ends {
+            if end > start {
+                comp.extend(compress(&raw.payload[start..end], self.level)?);
+            }
+            start = end;
+        }
+        Ok(comp)
     }
 
     pub fn finish(mut self) -> Result<CacheInfo> {

@@ -1,0 +1,492 @@
+//! The entropy coder of `.tkc` format 3: static rANS (range asymmetric numeral systems)
+//! with one frequency table per context, 10-bit probabilities, a 32-bit state and 16-bit
+//! words, plus a stream of raw bits. Small and fully specified here (docs/FORMATS.md
+//! repeats it byte by byte) so that the file format does not depend on any crate's
+//! internal bit stream.
+//!
+//! Symbols are bytes (0..=255). A value is coded as a *token* (a symbol) and extra raw
+//! bits: `token_of` / `value_of`.
+
+/// Probabilities are multiples of 2^-PREC. 10 bits keep every context's decoding table
+/// at 4 KiB, so that the ones in use stay in a core's L1 cache (decoding is table
+/// lookups); more precision saves well under 1 % of the bytes.
+pub const PREC: u32 = 10;
+const TOTAL: u32 = 1 << PREC;
+/// The state stays in [L, 2^32) between symbols.
+const L: u32 = 1 << 16;
+
+/// Values below `DIRECT` are their own token; larger ones are
+/// `DIRECT + (e − log2 DIRECT) · 2^MANT + m` with `e = ⌊log2 v⌋`, `m` the `MANT` bits below
+/// the leading one, and the `e − MANT` lower bits raw.
+pub const DIRECT: u32 = 32;
+pub const MANT: u32 = 2;
+const DIRECT_LOG: u32 = DIRECT.trailing_zeros();
+/// Largest token (of v = u32::MAX) + 1.
+pub const TOKENS: usize = (DIRECT + (32 - DIRECT_LOG) * (1 << MANT)) as usize;
+
+/// (token, number of extra bits, the extra bits).
+#[inline(always)]
+pub fn token_of(v: u32) -> (u8, u32, u32) {
+    if v < DIRECT {
+        return (v as u8, 0, 0);
+    }
+    let e = 31 - v.leading_zeros();
+    let nb = e - MANT;
+    let m = (v >> nb) & ((1 << MANT) - 1);
+    let tok = DIRECT + ((e - DIRECT_LOG) << MANT) + m;
+    (tok as u8, nb, v & ((1u32 << nb) - 1))
+}
+
+/// Number of extra bits of `tok` and the value without them (`None`: not a token); the
+/// decoder uses the same as a table, `TOKEN_INFO`.
+#[cfg(test)]
+#[inline(always)]
+pub fn token_base(tok: u8) -> Option<(u32, u32)> {
+    let t = tok as u32;
+    if t < DIRECT {
+        return Some((0, t));
+    }
+    if t as usize >= TOKENS {
+        return None;
+    }
+    let e = DIRECT_LOG + ((t - DIRECT) >> MANT);
+    let m = (t - DIRECT) & ((1 << MANT) - 1);
+    let nb = e - MANT;
+    Some((nb, ((1 << MANT) | m) << nb))
+}
+
+/// `token_base` of every token, as a table: (extra bits, value without them).
+static TOKEN_INFO: [(u8, u32); TOKENS] = {
+    let mut t = [(0u8, 0u32); TOKENS];
+    let mut tok = 0;
+    while tok < TOKENS {
+        let v = tok as u32;
+        t[tok] = if v < DIRECT {
+            (0, v)
+        } else {
+            let e = DIRECT_LOG + ((v - DIRECT) >> MANT);
+            let m = (v - DIRECT) & ((1 << MANT) - 1);
+            ((e - MANT) as u8, ((1 << MANT) | m) << (e - MANT))
+        };
+        tok += 1;
+    }
+    t
+};
+
+/// Frequencies summing to 2^PREC from symbol counts (every counted symbol keeps at least
+/// 1); all zero if nothing was counted.
+pub fn normalise(counts: &[u32]) -> Vec<u32> {
+    let n: u64 = counts.iter().map(|&c| c as u64).sum();
+    let mut f: Vec<u32> = counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0
+            } else {
+                ((c as u64 * TOTAL as u64 / n.max(1)) as u32).max(1)
+            }
+        })
+        .collect();
+    if n == 0 {
+        return f;
+    }
+    let mut sum: i64 = f.iter().map(|&x| x as i64).sum();
+    // hand the difference to (or take it from) the most frequent symbols, which the
+    // change costs least
+    let mut order: Vec<usize> = (0..f.len()).filter(|&s| f[s] > 0).collect();
+    order.sort_by_key(|&s| (std::cmp::Reverse(counts[s]), s));
+    while sum != TOTAL as i64 {
+        let mut changed = false;
+        for &s in &order {
+            if sum < TOTAL as i64 {
+                f[s] += 1;
+                sum += 1;
+                changed = true;
+            } else if sum > TOTAL as i64 && f[s] > 1 {
+                f[s] -= 1;
+                sum -= 1;
+                changed = true;
+            }
+            if sum == TOTAL as i64 {
+                break;
+            }
+        }
+        assert!(changed, "more symbols than probability slots");
+    }
+    f
+}
+
+/// Collects symbols (with their contexts) and raw bits in decoding order, in `lanes`
+/// independent streams that share the tables (a decoder can work on several streams at
+/// once); `finish` codes them.
+pub struct Encoder {
+    syms: Vec<Vec<(u8, u8)>>,
+    counts: Vec<[u32; 256]>,
+    bits: Vec<BitWriter>,
+}
+
+/// One coded stream.
+pub struct Lane {
+    /// The rANS words: the final state (u32), then 16-bit words, all little-endian.
+    pub rans: Vec<u8>,
+    /// The raw bits, least significant first, zero-padded to whole bytes.
+    pub bits: Vec<u8>,
+}
+
+/// The coded streams of one `Encoder`.
+pub struct Coded {
+    /// Per context: the frequencies of symbols 0..n (n = 1 + the largest symbol coded in
+    /// that context; empty if none).
+    pub tables: Vec<Vec<u32>>,
+    pub lanes: Vec<Lane>,
+}
+
+impl Encoder {
+    pub fn new(contexts: usize, lanes: usize) -> Self {
+        Self {
+            syms: (0..lanes).map(|_| Vec::new()).collect(),
+            counts: vec![[0; 256]; contexts],
+            bits: (0..lanes).map(|_| BitWriter::default()).collect(),
+        }
+    }
+
+    pub fn reserve(&mut self, n: usize) {
+        let per = n / self.syms.len() + 1;
+        for s in &mut self.syms {
+            s.reserve(per);
+        }
+    }
+
+    /// `v` in context `ctx` of stream `lane`: its token, then its extra bits.
+    #[inline(always)]
+    pub fn value(&mut self, lane: usize, ctx: usize, v: u32) {
+        let (tok, nb, extra) = token_of(v);
+        self.syms[lane].push((ctx as u8, tok));
+        self.counts[ctx][tok as usize] += 1;
+        self.bits[lane].put(extra, nb);
+    }
+
+    pub fn finish(self) -> Coded {
+        let tables: Vec<Vec<u32>> = self
+            .counts
+            .iter()
+            .map(|c| {
+                let n = c.iter().rposition(|&x| x > 0).map_or(0, |s| s + 1);
+                normalise(&c[..n])
+            })
+            .collect();
+        let cum: Vec<Vec<u32>> = tables
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .scan(0, |acc, &f| {
+                        let c = *acc;
+                        *acc += f;
+                        Some(c)
+                    })
+                    .collect()
+            })
+            .collect();
+        let lanes = self
+            .syms
+            .iter()
+            .zip(self.bits)
+            .map(|(syms, bits)| {
+                // rANS codes in reverse: the decoder reads the words forwards
+                let mut words: Vec<u16> = Vec::with_capacity(syms.len() / 2);
+                let mut x: u32 = L;
+                for &(ctx, s) in syms.iter().rev() {
+                    let (ctx, s) = (ctx as usize, s as usize);
+                    let f = tables[ctx][s];
+                    let x_max = ((L >> PREC) as u64) << 16;
+                    if x as u64 >= x_max * f as u64 {
+                        words.push(x as u16);
+                        x >>= 16;
+                    }
+                    x = ((x / f) << PREC) + (x % f) + cum[ctx][s];
+                }
+                let mut rans = Vec::with_capacity(4 + 2 * words.len());
+                rans.extend_from_slice(&x.to_le_bytes());
+                for &w in words.iter().rev() {
+                    rans.extend_from_slice(&w.to_le_bytes());
+                }
+                Lane {
+                    rans,
+                    bits: bits.finish(),
+                }
+            })
+            .collect();
+        Coded { tables, lanes }
+    }
+}
+
+/// Decoding tables of every context: per probability slot, `sym | freq << 8 | (slot −
+/// cumulative frequency) << 20` (freq ≤ 2^PREC needs 12 bits, the difference PREC).
+pub struct Tables {
+    slots: Vec<u32>,
+}
+
+impl Tables {
+    /// From per-context frequencies; `Err` unless each non-empty table sums to 2^PREC.
+    pub fn new(tables: &[Vec<u32>]) -> Result<Self, &'static str> {
+        let mut slots = vec![0u32; tables.len() << PREC];
+        for (c, t) in tables.iter().enumerate() {
+            if t.is_empty() {
+                continue;
+            }
+            if t.len() > TOKENS {
+                return Err("entropy table too long");
+            }
+            let sum: u64 = t.iter().map(|&f| f as u64).sum();
+            if sum != TOTAL as u64 {
+                return Err("entropy table does not sum to 2^10");
+            }
+            let base = c << PREC;
+            let mut at = 0u32;
+            for (s, &f) in t.iter().enumerate() {
+                for i in 0..f {
+                    slots[base + (at + i) as usize] = s as u32 | f << 8 | i << 20;
+                }
+                at += f;
+            }
+        }
+        Ok(Self { slots })
+    }
+}
+
+/// Reads symbols back from a `Coded` stream.
+pub struct Decoder<'a> {
+    x: u32,
+    words: &'a [u8],
+    at: usize,
+    pub bits: BitReader<'a>,
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(rans: &'a [u8], bits: &'a [u8]) -> Option<Self> {
+        let x = u32::from_le_bytes(rans.get(..4)?.try_into().ok()?);
+        Some(Self {
+            x,
+            words: rans,
+            at: 4,
+            bits: BitReader::new(bits),
+        })
+    }
+
+    /// The next symbol in context `ctx`; `None` on an empty table (a truncated stream
+    /// decodes zeros: see `finished`).
+    #[inline(always)]
+    pub fn symbol(&mut self, t: &Tables, ctx: usize) -> Option<u8> {
+        let x = self.x;
+        let slot = (x & (TOTAL - 1)) as usize;
+        let e = *t.slots.get((ctx << PREC) | slot)?;
+        let freq = (e >> 8) & 0xfff;
+        if freq == 0 {
+            return None; // a context without a table
+        }
+        let x = freq * (x >> PREC) + (e >> 20);
+        // renormalise without a branch (it goes either way about half the time); reading
+        // past the end gives zeros, and `finished` then fails
+        let w = match self.words.get(self.at..self.at + 2) {
+            Some(w) => u16::from_le_bytes([w[0], w[1]]) as u32,
+            None => 0,
+        };
+        let low = x < L;
+        self.x = if low { (x << 16) | w } else { x };
+        self.at += 2 * low as usize;
+        Some(e as u8)
+    }
+
+    /// The next value in context `ctx` (its token, then its extra bits).
+    #[inline(always)]
+    pub fn value(&mut self, t: &Tables, ctx: usize) -> Option<u32> {
+        let tok = self.symbol(t, ctx)?;
+        // tables hold at most TOKENS symbols (Tables::new), so this always finds one
+        let (nb, base) = *TOKEN_INFO.get(tok as usize)?;
+        Some(base | self.bits.get(nb as u32))
+    }
+
+    /// True when every word and bit was used and the state is back at its start.
+    pub fn finished(&self) -> bool {
+        self.x == L && self.at == self.words.len() && self.bits.exhausted()
+    }
+}
+
+/// Bits appended least significant first.
+#[derive(Default)]
+pub struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    /// The `nb` (≤ 32) low bits of `v`.
+    #[inline(always)]
+    pub fn put(&mut self, v: u32, nb: u32) {
+        self.acc |= (v as u64) << self.n;
+        self.n += nb;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+pub struct BitReader<'a> {
+    buf: &'a [u8],
+    at: usize,
+    acc: u64,
+    n: u32,
+    /// More bits were asked for than the stream holds.
+    overrun: bool,
+}
+
+impl<'a> BitReader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self {
+            buf,
+            at: 0,
+            acc: 0,
+            n: 0,
+            overrun: false,
+        }
+    }
+
+    #[inline(always)]
+    fn refill(&mut self) {
+        if let Some(b) = self.buf.get(self.at..self.at + 8) {
+            // as many whole bytes as fit the accumulator
+            let w = u64::from_le_bytes(b.try_into().unwrap());
+            self.acc |= w << self.n;
+            self.at += ((63 - self.n) >> 3) as usize;
+            self.n |= 56;
+        } else {
+            while self.n <= 56 && self.at < self.buf.len() {
+                self.acc |= (self.buf[self.at] as u64) << self.n;
+                self.at += 1;
+                self.n += 8;
+            }
+        }
+    }
+
+    /// The next `nb` (≤ 32) bits; past the end, zeros (and `exhausted` fails).
+    #[inline(always)]
+    pub fn get(&mut self, nb: u32) -> u32 {
+        if self.n < 32 {
+            self.refill();
+            if self.n < nb {
+                self.overrun = true;
+                self.n = nb;
+            }
+        }
+        let v = (self.acc & ((1u64 << nb) - 1)) as u32;
+        self.acc >>= nb;
+        self.n -= nb;
+        v
+    }
+
+    /// All bytes read, none asked for beyond them, and what is left of the last one is
+    /// zero padding (< 8 bits).
+    pub fn exhausted(&self) -> bool {
+        !self.overrun && self.at == self.buf.len() && self.n < 8 && self.acc == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn tokens_round_trip() {
+        for v in (0..5000u32).chain([u32::MAX, u32::MAX - 1, 1 << 31, 65535, 65536, 1 << 22]) {
+            let (t, nb, extra) = token_of(v);
+            assert!((t as usize) < TOKENS);
+            let (nb2, base) = token_base(t).unwrap();
+            assert_eq!(nb, nb2);
+            assert_eq!(TOKEN_INFO[t as usize], (nb as u8, base));
+            assert_eq!(base | extra, v, "{v}");
+        }
+        assert!(token_base(TOKENS as u8).is_none());
+    }
+
+    #[test]
+    fn normalise_sums_and_keeps_every_symbol() {
+        for counts in [
+            vec![1u32, 0, 1_000_000],
+            vec![5; 256],
+            vec![0, 0, 7],
+            vec![1; 300],
+        ] {
+            if counts.len() > 256 {
+                continue;
+            }
+            let f = normalise(&counts);
+            assert_eq!(f.iter().sum::<u32>(), TOTAL);
+            for (c, x) in counts.iter().zip(&f) {
+                assert_eq!(*c > 0, *x > 0);
+            }
+        }
+        assert!(normalise(&[0, 0]).iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn values_round_trip_in_contexts() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let n = 20_000;
+        let vals: Vec<(usize, u32)> = (0..n)
+            .map(|i| {
+                let ctx = i % 3;
+                let v = match ctx {
+                    0 => rng.random_range(0..4),
+                    1 => (rng.random::<f64>().powi(6) * 30000.0) as u32,
+                    _ => rng.random(),
+                };
+                (ctx, v)
+            })
+            .collect();
+        let mut e = Encoder::new(4, 2); // context 3 stays empty
+        for (i, &(c, v)) in vals.iter().enumerate() {
+            e.value(i % 2, c, v);
+        }
+        let coded = e.finish();
+        assert!(coded.tables[3].is_empty());
+        let t = Tables::new(&coded.tables).unwrap();
+        let mut d: Vec<Decoder> = coded
+            .lanes
+            .iter()
+            .map(|l| Decoder::new(&l.rans, &l.bits).unwrap())
+            .collect();
+        for (i, &(c, v)) in vals.iter().enumerate() {
+            assert_eq!(d[i % 2].value(&t, c), Some(v));
+        }
+        assert!(d.iter().all(|d| d.finished()));
+        assert!(d[0].value(&t, 3).is_none());
+    }
+
+    #[test]
+    fn a_single_symbol_context_costs_nothing() {
+        let mut e = Encoder::new(1, 1);
+        for _ in 0..1000 {
+            e.value(0, 0, 7);
+        }
+        let coded = e.finish();
+        let lane = &coded.lanes[0];
+        assert_eq!(lane.rans.len(), 4);
+        let t = Tables::new(&coded.tables).unwrap();
+        let mut d = Decoder::new(&lane.rans, &lane.bits).unwrap();
+        for _ in 0..1000 {
+            assert_eq!(d.value(&t, 0), Some(7));
+        }
+        assert!(d.finished());
+    }
+}
