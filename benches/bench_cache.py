@@ -24,8 +24,9 @@ One run, on the People's Daily 1998-01 corpus (``scripts/corpus.py``):
    per wall second and per CPU second of that thread, which other processes on a shared
    machine do not inflate; and with one reader per core in parallel), and
    KL(p_exact || p_decoded) per position. Each mode is written twice, in the current
-   format (2) and in format 1 (``format_version=1``), and both are read back and compared:
-   the format-1 numbers are the named baseline of the same run. Timings keep the best of
+   format (3) and in format 2 (``format_version=2``), and both are read back and compared
+   (format 3 stores entries of equal value by rank, so their order may differ): the
+   format-2 numbers are the named baseline of the same run. Timings keep the best of
    ``--repeats`` runs (this machine is often shared).
 3. Baselines on the same top-k 128 outputs: the seed recipe's layout (float32
    probabilities + int64 ids, uncompressed ``.npy``) and ``numpy.savez_compressed`` of
@@ -42,9 +43,15 @@ infinite; there the unseen ids get half a draw of mass, 0.5/N, spread uniformly 
 drawn ones are scaled by 1/(1 + 0.5/N)). "KL trunc" is the same divergence with exact
 stored values: the part due to keeping only some entries; the rest is quantisation.
 
+``--from-caches DIR...`` measures existing cache directories (or ``.tkc`` files) instead,
+e.g. those of ``scripts/quality.py --stage caches``: every shard is read, rewritten in
+formats 3, 2 and 1 with the same entries (the stored, already quantised values), and each
+is read back; bytes per position, encode and decode rates as above (no teacher is run).
+
 Usage::
 
     python benches/bench_cache.py [--examples 1000] [--train-steps N] [--write-results]
+    python benches/bench_cache.py --from-caches DIR... [--write-results]
 """
 
 from __future__ import annotations
@@ -97,7 +104,7 @@ TARGET_TOPP_BYTES = 48.0
 TARGET_DECODE_PER_CORE = 50e6
 TARGET_WRITE_SHARE = 0.05
 
-CURRENT, BASELINE = 2, 1  # .tkc format versions: written by default, compared against
+CURRENT, BASELINE = 3, 2  # .tkc format versions: written by default, compared against
 
 MODES = {
     "topk 128": teacher.Mode("topk", k=128),
@@ -411,6 +418,32 @@ class ModeResult:
         return self.entries / self.decode_batched_s
 
 
+def ties_by_id(ids: np.ndarray, logp: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``ids`` with each run of equal stored log-probs (from entry 1 on) sorted by id: the
+    order format 3 does not keep (it stores such runs by rank)."""
+    width = ids.shape[1]
+    valid = np.arange(width)[None, :] < k[:, None]
+    lp = np.where(valid, logp, -np.inf)
+    # a run starts where the value changes; entry 0 is a run of its own
+    start = np.ones_like(valid)
+    start[:, 1:] = lp[:, 1:] != lp[:, :-1]
+    start[:, 1] = True
+    run = np.cumsum(start, axis=1)
+    key = run.astype(np.int64) * (1 << 32) + np.where(valid, ids, np.iinfo(np.int32).max)
+    return np.take_along_axis(ids, np.argsort(key, axis=1, kind="stable"), 1)
+
+
+def same_up_to_ties(a: tuple, b: tuple) -> bool:
+    """Two gathers (ids, logp, tail, k) equal but for the order of entries of equal value
+    after the first."""
+    (ia, la, ta, ka), (ib, lb, tb, kb) = a, b
+    return (
+        all(np.array_equal(x, y) for x, y in ((la, lb), (ta, tb), (ka, kb)))
+        and np.array_equal(ia[:, :1], ib[:, :1])
+        and np.array_equal(ties_by_id(ia, la, ka), ties_by_id(ib, lb, kb))
+    )
+
+
 def measure_mode(
     name, mode, logp, ppe, scratch: Path, args, timed: bool = True
 ) -> tuple[ModeResult, dict]:
@@ -429,15 +462,15 @@ def measure_mode(
         info1, encode1_s = write_cache(path_v1, mode, ppe, arrays, BASELINE)
         got1, dec1_s, cpu1_s = gather_all(path_v1, ppe.size)
         par_s = batched_s = float("nan")
-    for a, b in zip(got, got1):
-        if not np.array_equal(a, b):
-            raise RuntimeError(f"{name}: format {CURRENT} reads back other values than {BASELINE}")
+    if not same_up_to_ties(got, got1):
+        raise RuntimeError(f"{name}: format {CURRENT} reads back other values than {BASELINE}")
     ids_r, logp_r, tail_r, k_r = got
     if not np.array_equal(k_r, arrays["k"].astype(np.int32)):
         raise RuntimeError(f"{name}: entry counts read back differ from those written")
     w = ids_r.shape[1]
     valid = np.arange(w)[None, :] < k_r[:, None]
-    if not np.array_equal(np.where(valid, ids_r, 0), np.where(valid, arrays["ids"][:, :w], 0)):
+    written = ties_by_id(np.where(valid, arrays["ids"][:, :w], 0), logp_r, k_r)
+    if not np.array_equal(ties_by_id(np.where(valid, ids_r, 0), logp_r, k_r), written):
         raise RuntimeError(f"{name}: ids read back differ from those written")
     q_tail = tail_r.copy()
     if mode.kind == "sample":
@@ -860,6 +893,112 @@ def append_results(table: str, argv: list[str], load_start: float) -> None:
     log(f"appended to {RESULTS}")
 
 
+# ----------------------------------------------------------------------------- existing caches
+
+
+def read_cache_outputs(path: Path) -> list[dict]:
+    """Every shard of a cache directory (or one ``.tkc``) as writer inputs: positions per
+    example, k, ids, tail and the stored log-probs or counts; plus the reader."""
+    files = [path] if path.suffix == ".tkc" else sorted(path.glob("teacher-*.tkc"))
+    if not files:
+        raise SystemExit(f"{path}: no teacher-*.tkc")
+    out = []
+    for f in files:
+        r = _core.CacheReader(str(f))
+        every = np.arange(r.n_examples, dtype=np.uint64)
+        ids, logp, tail, k = r.gather(every)
+        a = {
+            "positions_per_example": r.positions_of(every).astype(np.uint16),
+            "k": k.astype(np.uint16),
+            "ids": np.ascontiguousarray(ids, np.int64),
+            "tail": np.ascontiguousarray(tail, np.float32),
+        }
+        if r.mode == "sample":
+            a["counts"] = np.where(np.isfinite(logp), np.rint(np.exp(logp) * r.sample_n), 0)
+            a["counts"] = a["counts"].astype(np.uint16)
+        else:
+            a["logp"] = np.ascontiguousarray(logp, np.float32)
+        out.append({"file": f, "reader": r, "arrays": a})
+    return out
+
+
+def existing_caches(paths: list[Path], args) -> str:
+    """The table of ``--from-caches``: each cache rewritten in formats 3, 2 and 1."""
+    lines = [
+        "| cache | mode | positions | entries/pos | file as stored, B/pos | "
+        + " | ".join(f"v{v} B/pos" for v in (CURRENT, BASELINE, 1))
+        + f" | v{CURRENT} / v{BASELINE} | encode v{CURRENT} / v{BASELINE} M entries/s | "
+        f"decode v{CURRENT} / v{BASELINE} M entries/s per CPU second | same, per wall second |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
+        for path in paths:
+            shards = read_cache_outputs(path)
+            r0 = shards[0]["reader"]
+            n_pos = sum(int(sh["reader"].n_positions) for sh in shards)
+            entries = sum(int(sh["arrays"]["k"].sum()) for sh in shards)
+            stored = sum(sh["file"].stat().st_size for sh in shards)
+            # the reader does not say; ids above 65,535 need 4 bytes
+            id_bytes = (
+                4 if max(int(sh["arrays"]["ids"].max(initial=0)) for sh in shards) > 65535 else 2
+            )
+            res = {}
+            for version in (CURRENT, BASELINE, 1):
+                size = enc_s = dec_s = dec_cpu = 0.0
+                for i, sh in enumerate(shards):
+                    out = Path(tmp) / f"{i}-v{version}.tkc"
+                    best = math.inf
+                    for _ in range(args.repeats):
+                        w = _core.CacheWriter(
+                            str(out),
+                            r0.mode,
+                            r0.k_max,
+                            id_bytes=id_bytes,
+                            step=r0.step,
+                            sample_n=r0.sample_n,
+                            format_version=version,
+                        )
+                        t = time.perf_counter()
+                        w.push(**sh["arrays"])
+                        info = dict(w.finish())
+                        best = min(best, time.perf_counter() - t)
+                    size += info["bytes"]
+                    enc_s += best
+                    walls, cpus = [], []
+                    for _ in range(args.repeats):
+                        got, wall, cpu = gather_all(out, sh["reader"].n_examples)
+                        walls.append(wall)
+                        cpus.append(cpu)
+                    dec_s += min(walls)
+                    dec_cpu += min(cpus)
+                    a = sh["arrays"]
+                    want = sh["reader"].gather(np.arange(sh["reader"].n_examples, dtype=np.uint64))
+                    if not same_up_to_ties(got, want):
+                        raise RuntimeError(
+                            f"{sh['file']}: format {version} reads back other values"
+                        )
+                    del a
+                res[version] = (size / n_pos, entries / enc_s / 1e6, entries / dec_cpu / 1e6,
+                                entries / dec_s / 1e6)  # fmt: skip
+                log(
+                    f"{path} v{version}: {size / n_pos:.1f} B/pos, encode "
+                    f"{res[version][1]:.1f} M/s, decode {res[version][2]:.1f} M/s per CPU s"
+                )
+            c, b = res[CURRENT], res[BASELINE]
+            lines.append(
+                f"| {path} | {r0.mode} | {n_pos:,} | {entries / n_pos:.1f} | "
+                f"{stored / n_pos:.1f} | {c[0]:.1f} | {b[0]:.1f} | {res[1][0]:.1f} | "
+                f"{c[0] / b[0]:.3f} | {c[1]:.1f} / {b[1]:.1f} | {c[2]:.1f} / {b[2]:.1f} | "
+                f"{c[3]:.1f} / {b[3]:.1f} |"
+            )
+    lines.append(
+        "\nEach cache's stored entries (already quantised) rewritten by this build in each "
+        "format, one push per shard, and read back with a fresh reader (one thread, the "
+        "file in the page cache); timings are the best of the repeats."
+    )
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -909,11 +1048,36 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", type=Path, default=None, help="data cache (default: $WWM_CACHE or <repo>/.cache)"
     )
     parser.add_argument(
+        "--from-caches",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="measure these existing cache directories (or .tkc files) instead of training "
+        "and running a teacher",
+    )
+    parser.add_argument(
         "--write-results",
         action="store_true",
         help=f"append the results to {RESULTS.relative_to(BENCH_DIR.parent)}",
     )
     args = parser.parse_args(argv)
+    if args.from_caches:
+        load_start = os.getloadavg()[0]
+        table = existing_caches(args.from_caches, args)
+        print(table)
+        if args.write_results:
+            command = shlex.join(
+                ["python", "benches/bench_cache.py", *(sys.argv[1:] if argv is None else argv)]
+            )
+            stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            with RESULTS.open("a", encoding="utf-8") as f:
+                f.write(
+                    f"\n## {stamp}: teacher cache, existing caches (`bench_cache.py "
+                    f"--from-caches`)\n\n`{command}`\n\n{environment_note(load_start)}\n\n"
+                    f"{table}\n"
+                )
+            log(f"appended to {RESULTS}")
+        return 0
     if not 0 < args.examples <= BENCH_POOL:
         parser.error(f"--examples must be in 1..{BENCH_POOL}")
 

@@ -19,7 +19,20 @@ It also prints the order-0 entropy of the ids and of the ranks (the floor of any
 without context). Exploration, not a format: nothing here is used by the package; the
 decode speed of the chosen coding is measured by bench_cache.py.
 
+``--entropy`` (format 3's choice) prints instead, for the first ``--examples`` examples
+(rank table of the first ``--table-examples``, 1,024 as run_teacher's first push): the
+empirical conditional entropies of the ranks and the values (bytes per position: the
+floor of a coder with those contexts, tables not counted), how ties in value are spread,
+and whole-block sizes of: format 2's coding (rank planes + value varints, a zstd frame
+per part, level 6) with and without entries of equal value sorted by rank ("canonical"),
+the byte code, higher zstd levels, zstd on the ranks with the tied entries' rank increases
+("tie gaps"), and static per-block entropy coders (12-bit frequencies, tables counted at
+1.5 bytes per symbol) with contexts: none, the entry's slot bucket, slot bucket and the
+previous entry's token; on original, canonical, and canonical + tie-gap ranks. Values are
+always entropy-coded by slot bucket in those rows; k and tails are counted as 3.6 B/pos.
+
     python benches/explore_id_coding.py CACHE_DIR_OR_TKC [--examples 1000]
+    python benches/explore_id_coding.py CACHE_DIR_OR_TKC --entropy [--examples 6000]
 """
 
 from __future__ import annotations
@@ -85,13 +98,282 @@ def entropy_bytes(x: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum() * x.size / 8)
 
 
+# ----------------------------------------------------------- format 3: entropy coding
+
+
+def load(path: str, n_examples: int):
+    r = _core.CacheReader(path)
+    n = min(r.n_examples, n_examples)
+    ex = np.arange(n, dtype=np.uint64)
+    ppe = r.positions_of(ex).astype(np.int64)
+    ids, logp, tail, k = r.gather(ex)
+    if r.mode == "sample":
+        q = np.where(np.isfinite(logp), np.round(np.exp(logp) * r.sample_n), 0).astype(np.int64)
+    else:
+        q = np.where(np.isfinite(logp), np.round(-logp / r.step), 0).astype(np.int64)
+    return r, ppe, ids.astype(np.int64), q, tail, k.astype(np.int64)
+
+
+def rank_table(ids, k, n_pos):
+    w = ids.shape[1]
+    valid = np.arange(w)[None, :] < k[:n_pos, None]
+    freq = np.bincount(ids[:n_pos][valid], minlength=65536).astype(np.int64)
+    order = np.lexsort((np.arange(freq.size), -freq))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank, int((freq > 0).sum())
+
+
+def canon(ranks, q, k, keep_first=True, sample=False):
+    """Sort entries by rank within runs of equal q (from slot 1 if keep_first)."""
+    P, W = ranks.shape
+    j = np.arange(W)[None, :]
+    valid = j < k[:, None]
+    # key: group id = (q, position) ; sort by (group, rank)
+    big = np.iinfo(np.int64).max // 4
+    qq = np.where(valid, q if not sample else -q, big)
+    if keep_first:
+        qq = qq.copy()
+        qq[:, 0] = -big  # own group
+    rr = np.where(valid, ranks, big)
+    order = np.lexsort((rr, qq), axis=1) if False else None
+    # lexsort per row: do it via a combined key
+    key = qq * (1 << 24) + np.minimum(rr, (1 << 24) - 1)
+    order = np.argsort(key, axis=1, kind="stable")
+    return np.take_along_axis(ranks, order, 1), np.take_along_axis(q, order, 1)
+
+
+def H(sym, ctx=None):
+    """Empirical conditional entropy in bytes (sum over all symbols)."""
+    sym = np.asarray(sym).ravel()
+    if ctx is None:
+        ctx = np.zeros_like(sym)
+    ctx = np.asarray(ctx).ravel()
+    _, s = np.unique(sym, return_inverse=True)
+    _, c = np.unique(ctx, return_inverse=True)
+    joint = c.astype(np.int64) * (s.max() + 1) + s
+    _, jc = np.unique(joint, return_counts=True)
+    _, cc = np.unique(c, return_counts=True)
+    return float((-(jc * np.log2(jc)).sum() + (cc * np.log2(cc)).sum()) / 8)
+
+
+def tokens(r, direct=32, mant=2):
+    """token, extra bits count, extra value."""
+    r = np.asarray(r, np.int64)
+    small = r < direct
+    e = np.floor(np.log2(np.maximum(r, 1))).astype(np.int64)
+    e0 = int(np.log2(direct))
+    m = (r >> np.maximum(e - mant, 0)) & ((1 << mant) - 1)
+    tok = np.where(small, r, direct + (e - e0) * (1 << mant) + m)
+    nbits = np.where(small, 0, np.maximum(e - mant, 0))
+    return tok, nbits
+
+
+def slot_bucket(W, P):
+    j = np.arange(W)
+    b = np.where(j == 0, 0, np.floor(np.log2(np.maximum(j, 1))).astype(np.int64) + 1)
+    return np.broadcast_to(b[None, :], (P, W))
+
+
+def static_cost(sym, ctx, blocks_of, precision=12, table_bytes_per_sym=1.5):
+    """rANS with a static table per (block, context): bits with frequencies quantised to
+    2**precision (min 1) + table cost estimate; bytes."""
+    sym = np.asarray(sym).ravel()
+    ctx = np.asarray(ctx).ravel()
+    blk = np.asarray(blocks_of).ravel()
+    total = 0.0
+    nsym = int(sym.max()) + 1
+    key = (blk.astype(np.int64) * (int(ctx.max()) + 1) + ctx) * nsym + sym
+    u, cnt = np.unique(key, return_counts=True)
+    g = u // nsym
+    # per group totals
+    gu, ginv = np.unique(g, return_inverse=True)
+    gtot = np.bincount(ginv, weights=cnt)
+    # quantised freq
+    f = np.maximum(1, np.round(cnt / gtot[ginv] * (1 << precision)))
+    bits = -(cnt * np.log2(f / (1 << precision))).sum()
+    total = bits / 8 + len(u) * table_bytes_per_sym + len(gu) * 2
+    return total
+
+
+def entropy_main(a) -> None:
+    path = a.cache if a.cache.endswith(".tkc") else sorted(glob.glob(f"{a.cache}/teacher-*.tkc"))[0]
+    r, ppe, ids, q, tail, k = load(path, a.examples)
+    sample = r.mode == "sample"
+    P, W = ids.shape
+    n = len(ppe)
+    pos_end = np.cumsum(ppe)
+    pt = int(pos_end[min(a.table_examples, n) - 1])
+    rank, n_tab = rank_table(ids, k, pt)
+    valid = np.arange(W)[None, :] < k[:, None]
+    R = np.where(valid, rank[ids], 0)
+    ex_of_pos = np.repeat(np.arange(n), ppe)
+    blk_pos = ex_of_pos // a.block_examples
+    blk = np.broadcast_to(blk_pos[:, None], (P, W))
+    print(
+        f"{path}: {n} examples, {P} positions, mode {r.mode}, mean k {k.mean():.1f}, "
+        f"table {n_tab} ids, file {__import__('os').path.getsize(path) / r.n_positions:.1f} B/pos"
+    )
+
+    def dq_of(qv):
+        d = np.diff(np.concatenate([np.zeros((P, 1), np.int64), qv], 1), axis=1)
+        if sample:
+            d = -d
+            d[:, 0] = qv[:, 0]
+        else:
+            d[:, 0] = qv[:, 0]
+        return d
+
+    def zstd_cost(Rm, qv, level=6, code="planes"):
+        z = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        d = dq_of(qv)
+        size = 0
+        for b in range(blk_pos.max() + 1):
+            sel_p = blk_pos == b
+            sel = valid[sel_p]
+            head = k[sel_p].astype(np.uint16).tobytes() + tail[sel_p].astype(np.float32).tobytes()
+            rr = Rm[sel_p][sel]
+            if code == "planes":
+                idparts = [planes(rr)[: rr.size], planes(rr)[rr.size :]]
+            else:
+                c = int(code)
+                big = rr >= c
+                s = np.where(big, c + ((rr - c) >> 8), rr).astype(np.uint8)
+                idparts = [s.tobytes(), ((rr[big] - c) & 0xFF).astype(np.uint8).tobytes()]
+            parts = [head, *idparts, varints(d[sel_p][sel])]
+            size += sum(len(z.compress(x)) for x in parts if x)
+        return size / P
+
+    def ec_cost(Rm, qv, ctx_mode, tie_gap=False, vctx=True):
+        d = dq_of(qv)
+        sb = slot_bucket(W, P)
+        tok, nb = tokens(Rm)
+        if tie_gap:
+            # after canonical sort: a tied entry (d == 0, slot >= 2) codes rank gap to prev
+            prev = np.concatenate([np.zeros((P, 1), np.int64), Rm[:, :-1]], 1)
+            tied = (d == 0) & (np.arange(W)[None, :] >= 2)
+            g = np.where(tied, Rm - prev - 1, Rm)
+            tok, nb = tokens(g)
+        if ctx_mode == "none":
+            ctx = np.zeros_like(tok)
+        elif ctx_mode == "slot":
+            ctx = sb
+        elif ctx_mode == "slot+prev":
+            ptok = np.concatenate([np.zeros((P, 1), np.int64), np.minimum(tok[:, :-1], 40) // 8], 1)
+            ctx = sb * 8 + ptok
+        if tie_gap:
+            ctx = ctx * 2 + tied
+        ids_b = static_cost(tok[valid], ctx[valid], blk[valid]) + nb[valid].sum() / 8
+        vt, vnb = tokens(d, 64, 2)
+        vc = sb if vctx else np.zeros_like(sb)
+        val_b = static_cost(vt[valid], vc[valid], blk[valid]) + vnb[valid].sum() / 8
+        return ids_b / P, val_b / P
+
+    Rc, qc = canon(R, q, k, sample=sample)
+    print("ids order-0 entropy (ranks):", round(H(R[valid]) / P, 1))
+    sb = slot_bucket(W, P)
+    print("H(rank | slot bucket):", round(H(R[valid], sb[valid]) / P, 1))
+    tok, nb = tokens(R)
+    print(
+        "H(token) + extra:",
+        round((H(tok[valid]) + nb[valid].sum() / 8) / P, 1),
+        " H(token|slot)+extra:",
+        round((H(tok[valid], sb[valid]) + nb[valid].sum() / 8) / P, 1),
+    )
+    d = dq_of(q)
+    print(
+        "values: H(delta)",
+        round(H(d[valid]) / P, 1),
+        " H(delta|slot)",
+        round(H(d[valid], sb[valid]) / P, 1),
+    )
+    tokc, nbc = tokens(Rc)
+    print(
+        "canonical: H(token|slot)+extra:",
+        round((H(tokc[valid], sb[valid]) + nbc[valid].sum() / 8) / P, 1),
+    )
+    print(
+        f"tie share (delta 0, slot>=1): {((d == 0) & valid)[:, 1:].sum() / valid[:, 1:].sum():.3f}"
+    )
+    rows = []
+    rows.append(("zstd6 planes (v2)", zstd_cost(R, q)))
+    rows.append(("zstd6 planes canon", zstd_cost(Rc, qc)))
+    rows.append(("zstd6 bytecode64 canon", zstd_cost(Rc, qc, code=64)))
+    rows.append(("zstd9 bytecode64 canon", zstd_cost(Rc, qc, 9, code=64)))
+    rows.append(("zstd12 planes canon", zstd_cost(Rc, qc, 12)))
+    rows.append(("zstd19 planes canon", zstd_cost(Rc, qc, 19)))
+    for name, (Rm, qv, tg) in {
+        "orig": (R, q, False),
+        "canon": (Rc, qc, False),
+        "canon+tiegap": (Rc, qc, True),
+    }.items():
+        for cm in ("none", "slot", "slot+prev"):
+            i_b, v_b = ec_cost(Rm, qv, cm, tg)
+            rows.append(
+                (
+                    f"rANS static/block {name} ctx={cm}: ids {i_b:.1f} values {v_b:.1f}",
+                    i_b + v_b + 3.6,
+                )
+            )
+    for name, b in rows:
+        print(f"| {name} | {b:.1f} |")
+
+
+def tie_gap_zstd(path, n_examples, levels=(6,)):
+    r, ppe, ids, q, tail, k = load(path, n_examples)
+    sample = r.mode == "sample"
+    P, W = ids.shape
+    n = len(ppe)
+    pos_end = np.cumsum(ppe)
+    pt = int(pos_end[min(1024, n) - 1])
+    rank, _ = rank_table(ids, k, pt)
+    valid = np.arange(W)[None, :] < k[:, None]
+    R = np.where(valid, rank[ids], 0)
+    Rc, qc = canon(R, q, k, sample=sample)
+    d = np.abs(np.diff(np.concatenate([np.zeros((P, 1), np.int64), qc], 1), axis=1))
+    d[:, 0] = qc[:, 0]
+    prev = np.concatenate([np.zeros((P, 1), np.int64), Rc[:, :-1]], 1)
+    tied = (d == 0) & (np.arange(W)[None, :] >= 2)
+    G = np.where(tied, Rc - prev, Rc)
+    ex_of_pos = np.repeat(np.arange(n), ppe)
+    blk_pos = ex_of_pos // 256
+    out = {}
+    for level in levels:
+        z = zstandard.ZstdCompressor(level=level)
+        for name, M in (("R", R), ("canon", Rc), ("tiegap", G)):
+            for code in ("planes", "byte64"):
+                b = 0
+                for bl in range(blk_pos.max() + 1):
+                    s = blk_pos == bl
+                    rr = M[s][valid[s]]
+                    if code == "planes":
+                        pl = planes(rr)
+                        parts = [pl[: rr.size], pl[rr.size :]]
+                    else:
+                        big = rr >= 64
+                        sb = np.where(big, 64 + ((rr - 64) >> 8), rr).astype(np.uint8)
+                        parts = [sb.tobytes(), ((rr[big] - 64) & 0xFF).astype(np.uint8).tobytes()]
+                    b += sum(len(z.compress(x)) for x in parts if x)
+                out[(level, name, code)] = b / P
+                print(f"zstd{level} {name} {code}: ids {b / P:.1f}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("cache", help="a teacher cache directory or .tkc (top-k or top-p, 2-byte ids)")
     p.add_argument("--examples", type=int, default=1000)
     p.add_argument("--block-examples", type=int, default=256)
-    p.add_argument("--table-examples", type=int, default=256, help="examples the table sees")
+    p.add_argument("--table-examples", type=int, default=None, help="examples the table sees "
+                   "(default 256; 1024 with --entropy)")  # fmt: skip
+    p.add_argument("--entropy", action="store_true", help="format 3's analysis (see above)")
     a = p.parse_args()
+    if a.entropy:
+        a.table_examples = a.table_examples or 1024
+        entropy_main(a)
+        tie_gap_zstd(a.cache if a.cache.endswith(".tkc") else
+                     sorted(glob.glob(f"{a.cache}/teacher-*.tkc"))[0], a.examples)  # fmt: skip
+        return
+    a.table_examples = a.table_examples or 256
     path = a.cache if a.cache.endswith(".tkc") else sorted(glob.glob(f"{a.cache}/teacher-*.tkc"))[0]
     reader = _core.CacheReader(path)
     n = min(reader.n_examples, a.examples)

@@ -241,7 +241,7 @@ impl CacheReader {
     }
 
     /// Format 3: the zstd frame of the head (counts, tables, stream lengths), then the
-    /// rANS stream and the raw bits; per position its values, then its ranks.
+    /// coded lanes (rANS words and raw bits) of the values and of the ranks.
     fn decode_v3(&self, e: &IndexEntry, comp: &[u8], what: &str) -> Result<Block> {
         let bad = |m: &str| Error::data(what.to_string(), m.to_string());
         let frame_len = comp
@@ -301,6 +301,7 @@ impl CacheReader {
                 ans::Decoder::new(words, bits).ok_or_else(|| bad("coded streams are truncated"))?,
             );
         }
+        const _: () = assert!(LANES == 2, "the loops below take turns between two lanes");
         let [mut dv0, mut dv1, mut dr0, mut dr1]: [ans::Decoder; 4] =
             decoders.try_into().map_err(|_| bad("coded streams"))?;
         let entries = *pos_entry.last().unwrap() as usize;
@@ -319,9 +320,9 @@ impl CacheReader {
         };
         let step = self.params.step;
         let map = self.ids.as_ref().ok_or_else(|| bad("no id table"))?;
-        // two passes, each with one stream's state in registers: every value (the first,
-        // then the deltas), then every rank (entries tied in value code the increase over
-        // the rank before)
+        // two passes, entry j from lane j mod 2 (two independent chains for the CPU):
+        // every value (the first, then the deltas), then every rank (entries tied in value
+        // code the increase over the rank before)
         let mut vals: Vec<u32> = Vec::with_capacity(entries);
         for w in pos_entry.windows(2) {
             let k = (w[1] - w[0]) as usize;
