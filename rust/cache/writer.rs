@@ -46,6 +46,35 @@ fn checked_id(p: &CacheParams, id: i64) -> Result<u32> {
     Ok(id as u32)
 }
 
+/// The part every format's block starts with: examples and positions, positions per
+/// example, entries per position (checked against k), tails.
+fn put_counts(
+    out: &mut Vec<u8>,
+    p: &CacheParams,
+    c: &Chunk,
+    ex: std::ops::Range<usize>,
+    pos: std::ops::Range<usize>,
+) -> Result<()> {
+    out.extend_from_slice(&(ex.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(pos.len() as u32).to_le_bytes());
+    for &n in &c.positions_per_example[ex] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    for &k in &c.k[pos.clone()] {
+        if k as usize > p.k_max || (k == 0 && p.mode != Mode::Sample) {
+            return Err(Error::Invalid(format!(
+                "a position has {k} entries (1..{} allowed)",
+                p.k_max
+            )));
+        }
+        out.extend_from_slice(&k.to_le_bytes());
+    }
+    for &t in &c.tail[pos] {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
+    Ok(())
+}
+
 /// One block's payload (raw, before zstd) and where its parts end: the per-example and
 /// per-position part, each id byte plane, the values. Format 2 compresses each part into
 /// its own zstd frame, so each frame sees homogeneous bytes.
@@ -66,23 +95,7 @@ fn encode_block(
     let n_pos = pos.len();
     let entries: usize = c.k[pos.clone()].iter().map(|&k| k as usize).sum();
     let mut out = Vec::with_capacity(8 + ex.len() * 2 + n_pos * 6 + entries * (p.id_bytes + 2));
-    out.extend_from_slice(&(ex.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(n_pos as u32).to_le_bytes());
-    for &n in &c.positions_per_example[ex] {
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-    for &k in &c.k[pos.clone()] {
-        if k as usize > p.k_max || (k == 0 && p.mode != Mode::Sample) {
-            return Err(Error::Invalid(format!(
-                "a position has {k} entries (1..{} allowed)",
-                p.k_max
-            )));
-        }
-        out.extend_from_slice(&k.to_le_bytes());
-    }
-    for &t in &c.tail[pos.clone()] {
-        out.extend_from_slice(&t.to_le_bytes());
-    }
+    put_counts(&mut out, p, c, ex, pos.clone())?;
     let mut part_ends = vec![out.len()];
     // ids (format 1) or their ranks (format 2), as byte planes
     let mut coded = Vec::with_capacity(entries);
@@ -147,23 +160,7 @@ fn encode_block_v3(
     let n_pos = pos.len();
     let entries: usize = c.k[pos.clone()].iter().map(|&k| k as usize).sum();
     let mut head = Vec::with_capacity(8 + ex.len() * 2 + n_pos * 6 + 1024);
-    head.extend_from_slice(&(ex.len() as u32).to_le_bytes());
-    head.extend_from_slice(&(n_pos as u32).to_le_bytes());
-    for &n in &c.positions_per_example[ex] {
-        head.extend_from_slice(&n.to_le_bytes());
-    }
-    for &k in &c.k[pos.clone()] {
-        if k as usize > p.k_max || (k == 0 && p.mode != Mode::Sample) {
-            return Err(Error::Invalid(format!(
-                "a position has {k} entries (1..{} allowed)",
-                p.k_max
-            )));
-        }
-        head.extend_from_slice(&k.to_le_bytes());
-    }
-    for &t in &c.tail[pos.clone()] {
-        head.extend_from_slice(&t.to_le_bytes());
-    }
+    put_counts(&mut head, p, c, ex, pos.clone())?;
     // every position's values and ranks, in canonical order
     let mut vals: Vec<u32> = Vec::with_capacity(entries);
     let mut ranks: Vec<u32> = Vec::with_capacity(entries);
