@@ -174,15 +174,13 @@ impl Pipeline {
         mut out: DocOutput,
         scratch: &mut Scratch,
     ) -> Result<DocOutput> {
-        let mut ids = std::mem::take(&mut out.ids);
-        ids.clear();
-        ids.reserve(doc.text.len() / 3 + 16);
+        out.ids.clear();
+        out.ids.reserve(doc.text.len() / 3 + 16);
         let mut marks = std::mem::take(&mut scratch.marks);
         marks.clear();
-        let r = self.tokens_and_marks_into(&doc.text, &mut ids, &mut marks, scratch);
+        let r = self.tokens_and_marks_into(&doc.text, &mut out.ids, &mut marks, scratch);
         let (groups, shuffled) = (&mut scratch.groups, &mut scratch.shuffled);
         let r = r.map(|()| {
-            out.ids = ids;
             self.windows(doc, &mut out, &marks, groups, shuffled);
             out
         });
