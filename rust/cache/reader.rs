@@ -182,11 +182,7 @@ impl CacheReader {
         if self.version >= 3 {
             return self.decode_v3(e, comp, &what);
         }
-        let raw = zstd::bulk::decompress(comp, e.raw_len as usize)
-            .map_err(|err| bad(&format!("zstd: {err}")))?;
-        if raw.len() != e.raw_len as usize {
-            return Err(bad("decoded size differs from the index"));
-        }
+        let raw = Self::unzstd(e, comp, &what)?;
         let mut c = Cursor {
             buf: &raw,
             at: 0,
@@ -242,6 +238,18 @@ impl CacheReader {
 
     /// Format 3: the zstd frame of the head (counts, tables, stream lengths), then the
     /// coded lanes (rANS words and raw bits) of the values and of the ranks.
+    /// A zstd frame of the block's raw payload (all of it, or format 3's head), which must
+    /// decode to the index's `raw_len` bytes.
+    fn unzstd(e: &IndexEntry, frame: &[u8], what: &str) -> Result<Vec<u8>> {
+        let bad = |m: &str| Error::data(what.to_string(), m.to_string());
+        let raw = zstd::bulk::decompress(frame, e.raw_len as usize)
+            .map_err(|err| bad(&format!("zstd: {err}")))?;
+        if raw.len() != e.raw_len as usize {
+            return Err(bad("decoded size differs from the index"));
+        }
+        Ok(raw)
+    }
+
     fn decode_v3(&self, e: &IndexEntry, comp: &[u8], what: &str) -> Result<Block> {
         let bad = |m: &str| Error::data(what.to_string(), m.to_string());
         let frame_len = comp
@@ -249,11 +257,7 @@ impl CacheReader {
             .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
             .filter(|&n| n <= comp.len() - 4)
             .ok_or_else(|| bad("block is truncated"))?;
-        let raw = zstd::bulk::decompress(&comp[4..4 + frame_len], e.raw_len as usize)
-            .map_err(|err| bad(&format!("zstd: {err}")))?;
-        if raw.len() != e.raw_len as usize {
-            return Err(bad("decoded size differs from the index"));
-        }
+        let raw = Self::unzstd(e, &comp[4..4 + frame_len], what)?;
         let mut c = Cursor {
             buf: &raw,
             at: 0,

@@ -75,6 +75,17 @@ fn put_counts(
     Ok(())
 }
 
+/// A sample count, checked against the number of draws.
+fn checked_count(p: &CacheParams, n: u16) -> Result<u32> {
+    if n == 0 || n as u32 > p.sample_n {
+        return Err(Error::Invalid(format!(
+            "sample count {n} outside 1..={} draws",
+            p.sample_n
+        )));
+    }
+    Ok(n as u32)
+}
+
 /// One block's payload (raw, before zstd) and where its parts end: the per-example and
 /// per-position part, each id byte plane, the values. Format 2 compresses each part into
 /// its own zstd frame, so each frame sees homogeneous bytes.
@@ -115,13 +126,7 @@ fn encode_block(
         let base = q * c.width;
         if p.mode == Mode::Sample {
             for &n in &c.counts[base..base + k] {
-                if n == 0 || n as u32 > p.sample_n {
-                    return Err(Error::Invalid(format!(
-                        "sample count {n} outside 1..={} draws",
-                        p.sample_n
-                    )));
-                }
-                put_varint(&mut out, n as u32);
+                put_varint(&mut out, checked_count(p, n)?);
             }
         } else {
             let mut prev = 0u32;
@@ -173,18 +178,13 @@ fn encode_block_v3(
         }
         if p.mode == Mode::Sample {
             for &n in &c.counts[base..base + k] {
-                if n == 0 || n as u32 > p.sample_n {
-                    return Err(Error::Invalid(format!(
-                        "sample count {n} outside 1..={} draws",
-                        p.sample_n
-                    )));
-                }
-                if vals.len() > at && n as u32 > vals[vals.len() - 1] {
+                let n = checked_count(p, n)?;
+                if vals.len() > at && n > vals[vals.len() - 1] {
                     return Err(Error::Invalid(
                         "entries of a position are not sorted by decreasing count".into(),
                     ));
                 }
-                vals.push(n as u32);
+                vals.push(n);
             }
         } else {
             for &lp in &c.logp[base..base + k] {
