@@ -55,9 +55,11 @@ pub fn token_base(tok: u8) -> Option<(u32, u32)> {
     Some((nb, ((1 << MANT) | m) << nb))
 }
 
-/// `token_base` of every token, as a table: (extra bits, value without them).
-static TOKEN_INFO: [(u8, u32); TOKENS] = {
-    let mut t = [(0u8, 0u32); TOKENS];
+/// `token_base` of every token, as a table indexed by any byte: (extra bits, value
+/// without them); bytes that are not tokens (never decoded: `Tables::new` refuses longer
+/// tables, and `BAD` is flagged) give (0, 0).
+static TOKEN_INFO: [(u8, u32); 256] = {
+    let mut t = [(0u8, 0u32); 256];
     let mut tok = 0;
     while tok < TOKENS {
         let v = tok as u32;
@@ -72,6 +74,11 @@ static TOKEN_INFO: [(u8, u32); TOKENS] = {
     }
     t
 };
+
+/// What a context without a table decodes to: not a token (`TOKENS` ≤ 255), so the
+/// decoder flags the stream as corrupt instead of branching on every symbol.
+const BAD: u32 = 0xff;
+const _: () = assert!(TOKENS <= BAD as usize);
 
 /// Frequencies summing to 2^PREC from symbol counts (every counted symbol keeps at least
 /// 1); all zero if nothing was counted.
@@ -220,17 +227,28 @@ impl Encoder {
     }
 }
 
-/// Decoding tables of every context: per probability slot, `sym | freq << 8 | (slot −
-/// cumulative frequency) << 20` (freq ≤ 2^PREC needs 12 bits, the difference PREC).
-pub struct Tables {
-    slots: Vec<u32>,
+/// Decoding tables of `N` contexts (a power of two): per probability slot, `sym | freq <<
+/// 8 | (slot − cumulative frequency) << 20` (freq ≤ 2^PREC needs 12 bits, the difference
+/// PREC). A context without a table decodes every slot to `BAD` with probability 1 (the
+/// state stays as it is). Fixed-size arrays, so that a lookup needs no bounds check.
+pub struct Tables<const N: usize> {
+    slots: Box<[[u32; TOTAL as usize]; N]>,
 }
 
-impl Tables {
-    /// From per-context frequencies; `Err` unless each non-empty table sums to 2^PREC.
+impl<const N: usize> Tables<N> {
+    /// From per-context frequencies (at most `N` contexts); `Err` unless each non-empty
+    /// table sums to 2^PREC.
     pub fn new(tables: &[Vec<u32>]) -> Result<Self, &'static str> {
-        let mut slots = vec![0u32; tables.len() << PREC];
-        for (c, t) in tables.iter().enumerate() {
+        const { assert!(N.is_power_of_two()) };
+        if tables.len() > N {
+            return Err("too many entropy tables");
+        }
+        let mut empty = [0u32; TOTAL as usize];
+        for (i, e) in empty.iter_mut().enumerate() {
+            *e = BAD | TOTAL << 8 | (i as u32) << 20;
+        }
+        let mut slots = Box::new([empty; N]);
+        for (t, out) in tables.iter().zip(slots.iter_mut()) {
             if t.is_empty() {
                 continue;
             }
@@ -241,25 +259,58 @@ impl Tables {
             if sum != TOTAL as u64 {
                 return Err("entropy table does not sum to 2^10");
             }
-            let base = c << PREC;
-            let mut at = 0u32;
+            let mut at = 0usize;
             for (s, &f) in t.iter().enumerate() {
-                for i in 0..f {
-                    slots[base + (at + i) as usize] = s as u32 | f << 8 | i << 20;
+                for (i, e) in out[at..at + f as usize].iter_mut().enumerate() {
+                    *e = s as u32 | f << 8 | (i as u32) << 20;
                 }
-                at += f;
+                at += f as usize;
             }
         }
         Ok(Self { slots })
     }
+
+    #[inline(always)]
+    fn entry(&self, ctx: usize, x: u32) -> u32 {
+        self.slots[ctx % N][(x & (TOTAL - 1)) as usize]
+    }
 }
 
-/// Reads symbols back from a `Coded` stream.
+/// Reads symbols back from a `Coded` stream. Built for speed: no branch per symbol on the
+/// data (a corrupt or truncated stream decodes garbage, and `finished` then fails).
 pub struct Decoder<'a> {
     x: u32,
     words: &'a [u8],
+    /// Next word to read (passes the end on a truncated stream).
     at: usize,
+    bad: bool,
     pub bits: BitReader<'a>,
+}
+
+/// One rANS step: (the symbol of state `x` in context `ctx`, the next state), reading the
+/// next word at `*at` when the state runs low. Arithmetic only, so that the compiler
+/// cannot turn the renormalisation (either way about half the time) into a branch.
+#[inline(always)]
+fn step<const N: usize>(
+    x: u32,
+    words: &[u8],
+    at: &mut usize,
+    t: &Tables<N>,
+    ctx: usize,
+) -> (u8, u32) {
+    let e = t.entry(ctx, x);
+    let x = ((e >> 8) & 0xfff) * (x >> PREC) + (e >> 20);
+    let low = (x < L) as u32;
+    // past the end: zeros, and `finished` then fails
+    let w = match words.get(*at..*at + 2) {
+        Some(w) => u16::from_le_bytes([w[0], w[1]]) as u32,
+        None => 0,
+    };
+    *at += 2 * low as usize;
+    (
+        e as u8,
+        std::hint::select_unpredictable(low != 0, (x << 16) | w, x),
+    )
 }
 
 impl<'a> Decoder<'a> {
@@ -269,46 +320,52 @@ impl<'a> Decoder<'a> {
             x,
             words: rans,
             at: 4,
+            bad: false,
             bits: BitReader::new(bits),
         })
     }
 
-    /// The next symbol in context `ctx`; `None` on an empty table (a truncated stream
-    /// decodes zeros: see `finished`).
+    /// The next value in context `ctx` (its token, then its extra bits); garbage after a
+    /// symbol of a context without a table, which `finished` reports.
     #[inline(always)]
-    pub fn symbol(&mut self, t: &Tables, ctx: usize) -> Option<u8> {
-        let x = self.x;
-        let slot = (x & (TOTAL - 1)) as usize;
-        let e = *t.slots.get((ctx << PREC) | slot)?;
-        let freq = (e >> 8) & 0xfff;
-        if freq == 0 {
-            return None; // a context without a table
-        }
-        let x = freq * (x >> PREC) + (e >> 20);
-        // renormalise without a branch (it goes either way about half the time); reading
-        // past the end gives zeros, and `finished` then fails
-        let w = match self.words.get(self.at..self.at + 2) {
-            Some(w) => u16::from_le_bytes([w[0], w[1]]) as u32,
-            None => 0,
-        };
-        let low = x < L;
-        self.x = if low { (x << 16) | w } else { x };
-        self.at += 2 * low as usize;
-        Some(e as u8)
+    pub fn value<const N: usize>(&mut self, t: &Tables<N>, ctx: usize) -> u32 {
+        let (tok, x) = step(self.x, self.words, &mut self.at, t, ctx);
+        self.x = x;
+        self.bad |= tok as u32 == BAD;
+        self.bits.extra(tok)
     }
 
-    /// The next value in context `ctx` (its token, then its extra bits).
-    #[inline(always)]
-    pub fn value(&mut self, t: &Tables, ctx: usize) -> Option<u32> {
-        let tok = self.symbol(t, ctx)?;
-        // tables hold at most TOKENS symbols (Tables::new), so this always finds one
-        let (nb, base) = *TOKEN_INFO.get(tok as usize)?;
-        Some(base | self.bits.get(nb as u32))
-    }
-
-    /// True when every word and bit was used and the state is back at its start.
+    /// True when no symbol came from a context without a table, every word and bit was
+    /// used and the state is back at its start.
     pub fn finished(&self) -> bool {
-        self.x == L && self.at == self.words.len() && self.bits.exhausted()
+        !self.bad && self.x == L && self.at == self.words.len() && self.bits.exhausted()
+    }
+}
+
+/// Fills `out` with values, entry `j` from lane `j mod 2` in context `ctx[j]` (`ctx` as
+/// long as `out`): two independent chains, the states held in locals so that they stay in
+/// registers.
+#[inline(always)]
+pub fn values2<const N: usize>(d: &mut [Decoder; 2], t: &Tables<N>, out: &mut [u32], ctx: &[u8]) {
+    let [d0, d1] = d;
+    let (mut x0, mut x1) = (d0.x, d1.x);
+    let (mut at0, mut at1) = (d0.at, d1.at);
+    let (w0, w1) = (d0.words, d1.words);
+    let mut bad = false;
+    let mut pairs = out.chunks_exact_mut(2);
+    let mut ctx_pairs = ctx.chunks_exact(2);
+    for (pair, c) in pairs.by_ref().zip(ctx_pairs.by_ref()) {
+        let (t0, y0) = step(x0, w0, &mut at0, t, c[0] as usize);
+        let (t1, y1) = step(x1, w1, &mut at1, t, c[1] as usize);
+        (x0, x1) = (y0, y1);
+        bad |= (t0 as u32 == BAD) | (t1 as u32 == BAD);
+        pair[0] = d0.bits.extra(t0);
+        pair[1] = d1.bits.extra(t1);
+    }
+    (d0.x, d0.at, d1.x, d1.at) = (x0, at0, x1, at1);
+    d0.bad |= bad;
+    if let ([last], [c]) = (pairs.into_remainder(), ctx_pairs.remainder()) {
+        *last = d0.value(t, *c as usize);
     }
 }
 
@@ -341,13 +398,15 @@ impl BitWriter {
     }
 }
 
+/// Reads bits back; past the end of the buffer it reads zeros, and counts them, so that
+/// `exhausted` can tell.
 pub struct BitReader<'a> {
     buf: &'a [u8],
+    /// Next byte to load (may pass the end: the bytes beyond are zeros).
     at: usize,
     acc: u64,
+    /// Bits in `acc`.
     n: u32,
-    /// More bits were asked for than the stream holds.
-    overrun: bool,
 }
 
 impl<'a> BitReader<'a> {
@@ -357,25 +416,29 @@ impl<'a> BitReader<'a> {
             at: 0,
             acc: 0,
             n: 0,
-            overrun: false,
         }
     }
 
     #[inline(always)]
     fn refill(&mut self) {
-        if let Some(b) = self.buf.get(self.at..self.at + 8) {
-            // as many whole bytes as fit the accumulator
-            let w = u64::from_le_bytes(b.try_into().unwrap());
-            self.acc |= w << self.n;
-            self.at += ((63 - self.n) >> 3) as usize;
-            self.n |= 56;
-        } else {
-            while self.n <= 56 && self.at < self.buf.len() {
-                self.acc |= (self.buf[self.at] as u64) << self.n;
-                self.at += 1;
-                self.n += 8;
-            }
+        // as many whole bytes as fit the accumulator
+        let w = match self.buf.get(self.at..self.at + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().unwrap()),
+            None => self.tail_word(),
+        };
+        self.acc |= w << self.n;
+        self.at += ((63 - self.n) >> 3) as usize;
+        self.n |= 56;
+    }
+
+    /// The 8 bytes from `at` on, zeros beyond the end.
+    #[cold]
+    fn tail_word(&self) -> u64 {
+        let mut b = [0u8; 8];
+        if let Some(rest) = self.buf.get(self.at..) {
+            b[..rest.len()].copy_from_slice(rest);
         }
+        u64::from_le_bytes(b)
     }
 
     /// The next `nb` (≤ 32) bits; past the end, zeros (and `exhausted` fails).
@@ -383,10 +446,6 @@ impl<'a> BitReader<'a> {
     pub fn get(&mut self, nb: u32) -> u32 {
         if self.n < 32 {
             self.refill();
-            if self.n < nb {
-                self.overrun = true;
-                self.n = nb;
-            }
         }
         let v = (self.acc & ((1u64 << nb) - 1)) as u32;
         self.acc >>= nb;
@@ -394,10 +453,20 @@ impl<'a> BitReader<'a> {
         v
     }
 
-    /// All bytes read, none asked for beyond them, and what is left of the last one is
-    /// zero padding (< 8 bits).
+    /// The value of token `tok`: its base and its extra bits.
+    #[inline(always)]
+    pub fn extra(&mut self, tok: u8) -> u32 {
+        let (nb, base) = TOKEN_INFO[tok as usize];
+        base | self.get(nb as u32)
+    }
+
+    /// No bit was asked for beyond the buffer, and what is left of its last byte is zero
+    /// padding (< 8 bits).
     pub fn exhausted(&self) -> bool {
-        !self.overrun && self.at == self.buf.len() && self.n < 8 && self.acc == 0
+        // bits read so far: 8 · at − n
+        let read = 8 * self.at as u64 - self.n as u64;
+        let total = 8 * self.buf.len() as u64;
+        read <= total && total - read < 8 && self.acc == 0
     }
 }
 
@@ -460,17 +529,21 @@ mod tests {
         }
         let coded = e.finish();
         assert!(coded.tables[3].is_empty());
-        let t = Tables::new(&coded.tables).unwrap();
+        let t = Tables::<4>::new(&coded.tables).unwrap();
         let mut d: Vec<Decoder> = coded
             .lanes
             .iter()
             .map(|l| Decoder::new(&l.rans, &l.bits).unwrap())
             .collect();
         for (i, &(c, v)) in vals.iter().enumerate() {
-            assert_eq!(d[i % 2].value(&t, c), Some(v));
+            assert_eq!(d[i % 2].value(&t, c), v);
         }
         assert!(d.iter().all(|d| d.finished()));
-        assert!(d[0].value(&t, 3).is_none());
+        d[0].value(&t, 3);
+        assert!(
+            !d[0].finished(),
+            "a symbol of a context without a table is an error"
+        );
     }
 
     #[test]
@@ -482,10 +555,10 @@ mod tests {
         let coded = e.finish();
         let lane = &coded.lanes[0];
         assert_eq!(lane.rans.len(), 4);
-        let t = Tables::new(&coded.tables).unwrap();
+        let t = Tables::<4>::new(&coded.tables).unwrap();
         let mut d = Decoder::new(&lane.rans, &lane.bits).unwrap();
         for _ in 0..1000 {
-            assert_eq!(d.value(&t, 0), Some(7));
+            assert_eq!(d.value(&t, 0), 7);
         }
         assert!(d.finished());
     }

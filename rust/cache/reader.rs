@@ -294,8 +294,8 @@ impl CacheReader {
         if lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)) != Some(streams.len()) {
             return Err(bad("coded streams do not fill the block"));
         }
-        let value_tables = ans::Tables::new(&value_tables).map_err(bad)?;
-        let rank_tables = ans::Tables::new(&rank_tables).map_err(bad)?;
+        let value_tables = ans::Tables::<VALUE_CONTEXTS>::new(&value_tables).map_err(bad)?;
+        let rank_tables = ans::Tables::<RANK_CONTEXTS>::new(&rank_tables).map_err(bad)?;
         let mut decoders = Vec::with_capacity(2 * LANES);
         for l in lens.chunks_exact(2) {
             let (words, rest) = streams.split_at(l[0]);
@@ -305,77 +305,88 @@ impl CacheReader {
                 ans::Decoder::new(words, bits).ok_or_else(|| bad("coded streams are truncated"))?,
             );
         }
-        const _: () = assert!(LANES == 2, "the loops below take turns between two lanes");
-        let [mut dv0, mut dv1, mut dr0, mut dr1]: [ans::Decoder; 4] =
+        const _: () = assert!(
+            LANES == 2,
+            "the decoding loops take turns between two lanes"
+        );
+        let [v0, v1, r0, r1]: [ans::Decoder; 4] =
             decoders.try_into().map_err(|_| bad("coded streams"))?;
+        let (mut dv, mut dr) = ([v0, v1], [r0, r1]);
         let entries = *pos_entry.last().unwrap() as usize;
-        let mut ids = Vec::with_capacity(entries);
-        let mut logp = Vec::with_capacity(entries);
-        let bad_stream = || bad("corrupt or truncated entropy-coded stream");
         let bad_count = || bad("sample count out of range");
         let sample = self.params.mode == Mode::Sample;
         let n_draws = self.params.sample_n.max(1);
-        let lut: Vec<f32> = if sample {
-            (0..=n_draws)
-                .map(|c| (c as f32 / n_draws as f32).ln())
-                .collect()
-        } else {
-            Vec::new()
-        };
         let step = self.params.step;
         let map = self.ids.as_ref().ok_or_else(|| bad("no id table"))?;
-        // two passes, entry j from lane j mod 2 (two independent chains for the CPU):
-        // every value (the first, then the deltas), then every rank (entries tied in value
-        // code the increase over the rank before)
-        let mut vals: Vec<u32> = Vec::with_capacity(entries);
+        // two passes, entry j from lane j mod 2: every value (the first, then the
+        // deltas), then every rank (entries tied in value code the increase over the rank
+        // before)
+        let k_max = pos_entry.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as usize;
+        let value_ctx: Vec<u8> = (0..k_max).map(|j| value_context(j) as u8).collect();
+        let mut vals = vec![0u32; entries];
+        let mut wrapped = false;
         for w in pos_entry.windows(2) {
-            let k = (w[1] - w[0]) as usize;
+            let v = &mut vals[w[0] as usize..w[1] as usize];
+            ans::values2(&mut dv, &value_tables, v, &value_ctx[..v.len()]);
+            // prefix sums (sample mode: of decreasing counts)
             let mut acc = 0u32;
-            for j in 0..k {
-                let dv = if j & 1 == 0 { &mut dv0 } else { &mut dv1 };
-                let d = dv
-                    .value(&value_tables, value_context(j))
-                    .ok_or_else(bad_stream)?;
-                acc = if j == 0 {
-                    d
-                } else if sample {
-                    acc.checked_sub(d).ok_or_else(bad_count)?
+            for (j, x) in v.iter_mut().enumerate() {
+                if sample && j > 0 {
+                    let (a, o) = acc.overflowing_sub(*x);
+                    wrapped |= o;
+                    acc = a;
                 } else {
-                    acc.saturating_add(d)
-                };
-                vals.push(acc);
+                    acc = acc.saturating_add(*x);
+                }
+                *x = acc;
             }
         }
-        if sample {
+        if wrapped {
+            return Err(bad_count());
+        }
+        let logp: Vec<f32> = if sample {
+            // ln(count / N) from a table: counts are 1..=N
+            let lut: Vec<f32> = (0..=n_draws)
+                .map(|c| (c as f32 / n_draws as f32).ln())
+                .collect();
+            let mut out = Vec::with_capacity(entries);
             for &v in &vals {
-                logp.push(
+                out.push(
                     *lut.get(v as usize)
                         .filter(|_| v > 0)
                         .ok_or_else(bad_count)?,
                 );
             }
+            out
         } else {
-            logp.extend(vals.iter().map(|&v| -(v as f32) * step));
-        }
+            vals.iter().map(|&v| -(v as f32) * step).collect()
+        };
+        let mut ranks = vec![0u32; entries];
         let mut overflow = false;
+        let mut rank_ctx = vec![0u8; k_max];
         for w in pos_entry.windows(2) {
-            let v = &vals[w[0] as usize..w[1] as usize];
-            let mut prev = 0u32;
-            for j in 0..v.len() {
-                let tied = j >= 2 && v[j] == v[j - 1];
-                let dr = if j & 1 == 0 { &mut dr0 } else { &mut dr1 };
-                let x = dr
-                    .value(&rank_tables, rank_context(j, tied))
-                    .ok_or_else(bad_stream)?;
-                // no branch on `tied`: it goes either way
-                let r = x.wrapping_add(prev & (tied as u32).wrapping_neg());
-                overflow |= r < x;
-                ids.push(map.id(r));
-                prev = r;
+            let (e0, e1) = (w[0] as usize, w[1] as usize);
+            let v = &vals[e0..e1];
+            let tied = |j: usize| j >= 2 && v[j] == v[j - 1];
+            let ctx = &mut rank_ctx[..v.len()];
+            for (j, c) in ctx.iter_mut().enumerate() {
+                *c = rank_context(j, tied(j)) as u8;
+            }
+            let r = &mut ranks[e0..e1];
+            ans::values2(&mut dr, &rank_tables, r, ctx);
+            // a tied entry's rank is the increase over the one before
+            for j in 2..r.len() {
+                let x = r[j];
+                let y = x.wrapping_add(r[j - 1] & (tied(j) as u32).wrapping_neg());
+                overflow |= y < x;
+                r[j] = y;
             }
         }
-        if overflow || ![dv0, dv1, dr0, dr1].iter().all(|d| d.finished()) {
-            return Err(bad("entropy-coded streams do not end where the block does"));
+        let ids: Vec<u32> = ranks.iter().map(|&r| map.id(r)).collect();
+        if overflow || !dv.iter().chain(&dr).all(|d| d.finished()) {
+            return Err(bad(
+                "corrupt or truncated entropy-coded streams (they do not end where the block does)",
+            ));
         }
         Ok(Block {
             ex_pos,
