@@ -104,7 +104,7 @@ def test_round_trip_against_full_logits(tmp_path, trained_model, examples_dir, m
         assert ref[row, ids[0]] >= ref[row].max() - TIE
         assert np.all(np.diff(g["logp"][row, :k]) <= 0)
         assert_top_k(ref[row], ids, order_tol=mode.step + TIE)
-        assert np.all(np.abs(g["logp"][row, :k] - ref[row, ids]) <= 0.0095 + TIE)
+        assert np.all(np.abs(g["logp"][row, :k] - ref[row, ids]) <= mode.step / 2 + TIE)
         assert np.all(np.isneginf(g["logp"][row, k:]))
         kept = probs[row, ids].sum()
         assert abs(g["tail"][row] - (1 - kept)) <= TIE * kept + 1e-7

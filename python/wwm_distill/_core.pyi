@@ -207,6 +207,11 @@ def read_examples_manifest(dir: _Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- teacher caches
 
+CACHE_DEFAULT_STEP: float
+"""The default log-prob quantisation step of a teacher cache, in nats."""
+CACHE_MAX_STEP: float
+"""The coarsest step a cache may use, in nats."""
+
 @final
 class CacheWriter:
     """Writes one teacher-cache shard (`teacher-NNNNN.tkc`), atomically on `finish`."""
@@ -217,7 +222,7 @@ class CacheWriter:
         mode: str,
         k_max: int,
         id_bytes: int = 2,
-        step: float = 0.019,
+        step: float = ...,
         sample_n: int = 0,
         block_examples: int = 256,
         level: int | None = None,

@@ -40,7 +40,7 @@ class Mode:
     k: int = 128
     top_p: float | None = None
     sample_n: int | None = None
-    step: float = 0.019
+    step: float = _core.CACHE_DEFAULT_STEP  # nats; error <= step / 2
 
     def as_dict(self) -> dict:
         return {

@@ -18,6 +18,8 @@ use crate::cache::{
 use crate::error::Error;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("CACHE_DEFAULT_STEP", decimal(cache::DEFAULT_STEP))?;
+    m.add("CACHE_MAX_STEP", decimal(cache::MAX_STEP))?;
     m.add_class::<PyCacheWriter>()?;
     m.add_class::<PyCacheReader>()?;
     m.add_class::<PyTeacherCache>()?;
@@ -30,6 +32,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// The shortest decimal that reads back as `x`, as a Python float (0.05, not
+/// 0.05000000074505806, for an `f32` constant).
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
 /// Writes one teacher-cache shard (`.tkc`). `push` releases the GIL, so a Python thread
 /// can encode and write while the teacher computes the next batch.
 #[pyclass(name = "CacheWriter", frozen)]
@@ -38,7 +46,7 @@ struct PyCacheWriter(Mutex<Option<CacheWriter>>);
 #[pymethods]
 impl PyCacheWriter {
     #[new]
-    #[pyo3(signature = (path, mode, k_max, id_bytes=2, step=0.019, sample_n=0, block_examples=256, level=None, format_version=cache::VERSION))]
+    #[pyo3(signature = (path, mode, k_max, id_bytes=2, step=cache::DEFAULT_STEP, sample_n=0, block_examples=256, level=None, format_version=cache::VERSION))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: PathBuf,

@@ -16,7 +16,10 @@ mod writer;
 pub use dir::{TeacherCache, LRU_BLOCKS};
 pub use manifest::{read_cache_manifest, shard_name, write_cache_manifest, CacheManifest};
 
-pub use format::{FOOTER_MAGIC, HEADER_BYTES, INDEX_ENTRY_BYTES, MAGIC, Q_MAX, VERSION, VERSIONS};
+pub use format::{
+    DEFAULT_STEP, FOOTER_MAGIC, HEADER_BYTES, INDEX_ENTRY_BYTES, MAGIC, MAX_STEP, Q_MAX, VERSION,
+    VERSIONS,
+};
 pub use reader::CacheReader;
 pub use writer::{default_level, CacheWriter};
 

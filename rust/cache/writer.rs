@@ -5,8 +5,8 @@ use std::path::Path;
 use super::ans;
 use super::format::{
     put_planes, put_varint, rank_context, value_context, Footer, Header, IdMap, IndexEntry,
-    TableRef, HEADER_BYTES, INDEX_ENTRY_BYTES, LANES, RANK_CONTEXTS, VALUE_CONTEXTS, VERSION,
-    VERSIONS,
+    TableRef, HEADER_BYTES, INDEX_ENTRY_BYTES, LANES, MAX_STEP, RANK_CONTEXTS, VALUE_CONTEXTS,
+    VERSION, VERSIONS,
 };
 use super::{quantise, CacheInfo, CacheParams, Chunk, Mode};
 use crate::error::{Error, Result};
@@ -307,10 +307,10 @@ impl CacheWriter {
         if params.k_max == 0 || params.k_max > u16::MAX as usize {
             return Err(Error::Invalid("k must be in 1..65535".into()));
         }
-        if !(params.step > 0.0 && params.step <= 0.02) {
-            return Err(Error::Invalid(
-                "log-prob step must be in (0, 0.02] (error ≤ 0.01 nats)".into(),
-            ));
+        if !(params.step > 0.0 && params.step <= MAX_STEP) {
+            return Err(Error::Invalid(format!(
+                "log-prob step must be in (0, {MAX_STEP}] nats (error at most half the step)"
+            )));
         }
         let mut file = AtomicFile::create(path)?;
         let h = Header {

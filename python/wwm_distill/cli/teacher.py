@@ -19,6 +19,7 @@ PROG = "distill-teacher"
 
 def build_parser() -> argparse.ArgumentParser:
     """``run_teacher``'s options, with the defaults it and ``Mode`` declare."""
+    from wwm_distill import _core
     from wwm_distill.model import DTYPES
     from wwm_distill.teacher import Mode, run_teacher
 
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--logprob-step",
         type=float,
         default=Mode.step,
-        help="log-prob quantisation step in nats (error <= step/2)",
+        help=f"log-prob quantisation step in nats, at most {_core.CACHE_MAX_STEP:g} (a stored "
+        "log-prob is off by at most step/2; default %(default)g)",
     )
     g = p.add_argument_group("run")
     g.add_argument("--batch-size", type=int, default=run["batch_size"])
