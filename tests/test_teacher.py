@@ -259,6 +259,42 @@ def test_resume_recomputes_only_missing_shards(tmp_path, trained_model, examples
     )
     assert kept.stat().st_mtime_ns == stamp
     assert again["shards"] == first["shards"]
+    # resuming with other options would mix two kinds of shards: refused, naming the shard
+    os.remove(tmp_path / "c" / "manifest.json")
+    for other in (teacher.Mode("topk", k=4), teacher.Mode("topk", k=8, step=0.02)):
+        with pytest.raises(TeacherError, match=r"teacher-00000\.tkc.*earlier run"):
+            teacher.run_teacher(
+                trained_model, examples_dir, tmp_path / "c", mode=other, progress=False
+            )
+
+
+def test_format_version_2_on_request(tmp_path, trained_model, examples_dir):
+    """`--format-version 2` writes the older, faster-to-decode format; same outputs."""
+    mode = teacher.Mode("topk", k=8)
+    caches = {}
+    for version in (2, None):
+        out = tmp_path / f"v{version}"
+        teacher.run_teacher(
+            trained_model,
+            examples_dir,
+            out,
+            mode=mode,
+            batch_size=16,
+            format_version=version,
+            progress=False,
+        )
+        caches[version] = out
+    r2 = _core.CacheReader(str(caches[2] / "teacher-00000.tkc"))
+    r3 = _core.CacheReader(str(caches[None] / "teacher-00000.tkc"))
+    assert (r2.version, r3.version) == (2, 3)
+    every = np.arange(r2.n_examples, dtype=np.uint64)
+    ids2, logp2, tail2, k2 = r2.gather(every)
+    ids3, logp3, tail3, k3 = r3.gather(every)
+    np.testing.assert_array_equal(k2, k3)
+    np.testing.assert_array_equal(tail2, tail3)
+    np.testing.assert_array_equal(logp2, logp3)  # the same stored integers, decoded alike
+    np.testing.assert_array_equal(ids2[:, 0], ids3[:, 0])  # format 3 reorders only ties
+    np.testing.assert_array_equal(np.sort(ids2, axis=1), np.sort(ids3, axis=1))
 
 
 def test_corrupted_cache_is_a_clear_error(tmp_path, trained_model, examples_dir):

@@ -151,6 +151,20 @@ def run_chunk(
     return out, hits
 
 
+def check_resumed_shard(path: str, mode: Mode) -> None:
+    """A shard an earlier run finished must hold what this run would write."""
+    r = _core.CacheReader(path)
+    had = (r.mode, r.k_max, r.sample_n)
+    want = (mode.kind, mode.width, mode.sample_n or 0)
+    if had != want or abs(r.step - mode.step) > 1e-5 * mode.step:
+        raise TeacherError(
+            f"{path}: written by an earlier run with mode {r.mode}, k {r.k_max}, "
+            f"log-prob step {r.step:g}, sample {r.sample_n}; this run asks for "
+            f"{mode.kind}, k {mode.width}, step {mode.step:g}, sample {mode.sample_n or 0}. "
+            "Rerun with the earlier options, or write to a new --out."
+        )
+
+
 def run_teacher(
     model_dir,
     examples_dir,
@@ -164,10 +178,13 @@ def run_teacher(
     check_examples=CHECK_EXAMPLES,
     chunk_examples=1024,
     seed=0,
+    format_version=None,
     progress=True,
 ) -> dict:
     """Cache the teacher's outputs for every example; resumable per shard; under torchrun
-    each rank takes every world-size-th shard and rank 0 writes the manifest."""
+    each rank takes every world-size-th shard and rank 0 writes the manifest.
+    ``format_version``: the ``.tkc`` format to write (default the newest, the smallest; 2
+    is larger but decodes faster, for training runs short of CPU)."""
     from tqdm import tqdm
 
     mode = mode or Mode()
@@ -201,6 +218,7 @@ def run_teacher(
     start = time.monotonic()
     for k in mine:
         if _core.read_cache_shard_record(out, k) is not None:  # finished by an earlier run
+            check_resumed_shard(_core.cache_shard_path(out, k), mode)
             bar.update(examples.shards[k].info["masked"])
             continue
         base = int(examples.starts[k])
@@ -212,6 +230,7 @@ def run_teacher(
             id_bytes=id_bytes,
             step=mode.step,
             sample_n=mode.sample_n or 0,
+            **({} if format_version is None else {"format_version": format_version}),
         )
         generator = None
         if mode.kind == "sample":

@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-check", action="store_true", help="cache even if the MLM head looks untrained"
     )
     g.add_argument("--seed", type=int, default=run["seed"])
+    g.add_argument(
+        "--format-version",
+        type=int,
+        choices=(2, 3),
+        default=run["format_version"],
+        help="teacher-cache format (default: the newest, 3, the smallest); 2 is ~15 %% "
+        "larger and decodes ~2.5x faster, for training runs short of CPU",
+    )
     g.add_argument("--quiet", action="store_true")
     return p
 
@@ -169,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             check_examples=a.check_examples,
             chunk_examples=a.chunk_examples,
             seed=a.seed,
+            format_version=a.format_version,
             progress=not a.quiet,
         )
         if m and not a.quiet:
