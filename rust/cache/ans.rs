@@ -55,28 +55,36 @@ pub fn token_base(tok: u8) -> Option<(u32, u32)> {
     Some((nb, ((1 << MANT) | m) << nb))
 }
 
-/// `token_base` of every token, as a table indexed by any byte: (extra bits, value
-/// without them); bytes that are not tokens (never decoded: `Tables::new` refuses longer
-/// tables, and `BAD` is flagged) give (0, 0).
-static TOKEN_INFO: [(u8, u32); 256] = {
-    let mut t = [(0u8, 0u32); 256];
+/// `token_base` of every token, as a table indexed by any byte: `value without the extra
+/// bits | number of extra bits << 32`. A byte that is not a token (`BAD`, or any other:
+/// never decoded, as `Tables::new` refuses longer tables) asks for `OVERRUN` extra bits:
+/// more than any stream holds (`MAX_BITS_BYTES`), so that its lane fails
+/// `BitReader::exhausted` at the end of the block without a check per symbol.
+static TOKEN_INFO: [u64; 256] = {
+    let mut t = [OVERRUN << 32; 256];
     let mut tok = 0;
     while tok < TOKENS {
         let v = tok as u32;
         t[tok] = if v < DIRECT {
-            (0, v)
+            v as u64
         } else {
             let e = DIRECT_LOG + ((v - DIRECT) >> MANT);
             let m = (v - DIRECT) & ((1 << MANT) - 1);
-            ((e - MANT) as u8, ((1 << MANT) | m) << (e - MANT))
+            (((1 << MANT) | m) << (e - MANT)) as u64 | ((e - MANT) as u64) << 32
         };
         tok += 1;
     }
     t
 };
 
-/// What a context without a table decodes to: not a token (`TOKENS` ≤ 255), so the
-/// decoder flags the stream as corrupt instead of branching on every symbol.
+/// Extra bits of a non-token: 2^31, a multiple of 64 (so that the bits it reads are none)
+/// and more than a stream of at most `MAX_BITS_BYTES` holds.
+const OVERRUN: u64 = 1 << 31;
+/// The longest raw-bits part of a lane the reader accepts (and the writer writes).
+pub const MAX_BITS_BYTES: usize = 1 << 27;
+const _: () = assert!(8 * (MAX_BITS_BYTES as u64) < OVERRUN);
+
+/// What a context without a table decodes to: not a token (`TOKENS` ≤ 255).
 const BAD: u32 = 0xff;
 const _: () = assert!(TOKENS <= BAD as usize);
 
@@ -283,7 +291,6 @@ pub struct Decoder<'a> {
     words: &'a [u8],
     /// Next word to read (passes the end on a truncated stream).
     at: usize,
-    bad: bool,
     pub bits: BitReader<'a>,
 }
 
@@ -320,7 +327,6 @@ impl<'a> Decoder<'a> {
             x,
             words: rans,
             at: 4,
-            bad: false,
             bits: BitReader::new(bits),
         })
     }
@@ -331,14 +337,13 @@ impl<'a> Decoder<'a> {
     pub fn value<const N: usize>(&mut self, t: &Tables<N>, ctx: usize) -> u32 {
         let (tok, x) = step(self.x, self.words, &mut self.at, t, ctx);
         self.x = x;
-        self.bad |= tok as u32 == BAD;
         self.bits.extra(tok)
     }
 
     /// True when no symbol came from a context without a table, every word and bit was
     /// used and the state is back at its start.
     pub fn finished(&self) -> bool {
-        !self.bad && self.x == L && self.at == self.words.len() && self.bits.exhausted()
+        self.x == L && self.at == self.words.len() && self.bits.exhausted()
     }
 }
 
@@ -351,19 +356,19 @@ pub fn values2<const N: usize>(d: &mut [Decoder; 2], t: &Tables<N>, out: &mut [u
     let (mut x0, mut x1) = (d0.x, d1.x);
     let (mut at0, mut at1) = (d0.at, d1.at);
     let (w0, w1) = (d0.words, d1.words);
-    let mut bad = false;
+    let (b0, b1) = (d0.bits.buf, d1.bits.buf);
+    let (mut p0, mut p1) = (d0.bits.pos, d1.bits.pos);
     let mut pairs = out.chunks_exact_mut(2);
     let mut ctx_pairs = ctx.chunks_exact(2);
     for (pair, c) in pairs.by_ref().zip(ctx_pairs.by_ref()) {
         let (t0, y0) = step(x0, w0, &mut at0, t, c[0] as usize);
         let (t1, y1) = step(x1, w1, &mut at1, t, c[1] as usize);
         (x0, x1) = (y0, y1);
-        bad |= (t0 as u32 == BAD) | (t1 as u32 == BAD);
-        pair[0] = d0.bits.extra(t0);
-        pair[1] = d1.bits.extra(t1);
+        pair[0] = extra(b0, &mut p0, t0);
+        pair[1] = extra(b1, &mut p1, t1);
     }
     (d0.x, d0.at, d1.x, d1.at) = (x0, at0, x1, at1);
-    d0.bad |= bad;
+    (d0.bits.pos, d1.bits.pos) = (p0, p1);
     if let ([last], [c]) = (pairs.into_remainder(), ctx_pairs.remainder()) {
         *last = d0.value(t, *c as usize);
     }
@@ -398,76 +403,71 @@ impl BitWriter {
     }
 }
 
-/// Reads bits back; past the end of the buffer it reads zeros, and counts them, so that
-/// `exhausted` can tell.
+/// Reads bits back: a bit position only, and an unaligned 8-byte load per read (no refill
+/// branch); past the end of the buffer it reads zeros, and `exhausted` then fails.
 pub struct BitReader<'a> {
     buf: &'a [u8],
-    /// Next byte to load (may pass the end: the bytes beyond are zeros).
-    at: usize,
-    acc: u64,
-    /// Bits in `acc`.
-    n: u32,
+    /// Bits read so far (may pass the end).
+    pos: u64,
 }
+
+/// `MASK[n]`: the `n` low bits.
+static MASK: [u32; 64] = {
+    let mut m = [0u32; 64];
+    let mut n = 1;
+    while n <= 32 {
+        m[n] = u32::MAX >> (32 - n);
+        n += 1;
+    }
+    m
+};
 
 impl<'a> BitReader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Self {
-            buf,
-            at: 0,
-            acc: 0,
-            n: 0,
-        }
-    }
-
-    #[inline(always)]
-    fn refill(&mut self) {
-        // as many whole bytes as fit the accumulator
-        let w = match self.buf.get(self.at..self.at + 8) {
-            Some(b) => u64::from_le_bytes(b.try_into().unwrap()),
-            None => self.tail_word(),
-        };
-        self.acc |= w << self.n;
-        self.at += ((63 - self.n) >> 3) as usize;
-        self.n |= 56;
-    }
-
-    /// The 8 bytes from `at` on, zeros beyond the end.
-    #[cold]
-    fn tail_word(&self) -> u64 {
-        let mut b = [0u8; 8];
-        if let Some(rest) = self.buf.get(self.at..) {
-            b[..rest.len()].copy_from_slice(rest);
-        }
-        u64::from_le_bytes(b)
-    }
-
-    /// The next `nb` (≤ 32) bits; past the end, zeros (and `exhausted` fails).
-    #[inline(always)]
-    pub fn get(&mut self, nb: u32) -> u32 {
-        if self.n < 32 {
-            self.refill();
-        }
-        let v = (self.acc & ((1u64 << nb) - 1)) as u32;
-        self.acc >>= nb;
-        self.n -= nb;
-        v
+        Self { buf, pos: 0 }
     }
 
     /// The value of token `tok`: its base and its extra bits.
     #[inline(always)]
     pub fn extra(&mut self, tok: u8) -> u32 {
-        let (nb, base) = TOKEN_INFO[tok as usize];
-        base | self.get(nb as u32)
+        extra(self.buf, &mut self.pos, tok)
     }
 
     /// No bit was asked for beyond the buffer, and what is left of its last byte is zero
     /// padding (< 8 bits).
     pub fn exhausted(&self) -> bool {
-        // bits read so far: 8 · at − n
-        let read = 8 * self.at as u64 - self.n as u64;
         let total = 8 * self.buf.len() as u64;
-        read <= total && total - read < 8 && self.acc == 0
+        self.pos <= total
+            && total - self.pos < 8
+            && (self.pos == total || self.buf[self.buf.len() - 1] >> (self.pos & 7) == 0)
     }
+}
+
+/// The value of token `tok`, its extra bits read from `buf` at bit `*pos` (a function of
+/// plain values, so that a caller can keep the position in a register).
+#[inline(always)]
+fn extra(buf: &[u8], pos: &mut u64, tok: u8) -> u32 {
+    let info = TOKEN_INFO[tok as usize];
+    let nb = info >> 32;
+    let byte = (*pos >> 3) as usize;
+    let w = match buf.get(byte..byte + 8) {
+        Some(b) => u64::from_le_bytes(b.try_into().unwrap()),
+        None => tail_word(buf, byte),
+    };
+    // at most 7 bits are skipped: 57 ≥ 32 bits are left of the word
+    let v = (w >> (*pos & 7)) as u32 & MASK[(nb & 63) as usize];
+    *pos += nb;
+    info as u32 | v
+}
+
+/// The 8 bytes of `buf` from `byte` on, zeros beyond the end.
+#[cold]
+fn tail_word(buf: &[u8], byte: usize) -> u64 {
+    let mut b = [0u8; 8];
+    if let Some(rest) = buf.get(byte..) {
+        b[..rest.len()].copy_from_slice(rest);
+    }
+    u64::from_le_bytes(b)
 }
 
 #[cfg(test)]
@@ -482,7 +482,7 @@ mod tests {
             assert!((t as usize) < TOKENS);
             let (nb2, base) = token_base(t).unwrap();
             assert_eq!(nb, nb2);
-            assert_eq!(TOKEN_INFO[t as usize], (nb as u8, base));
+            assert_eq!(TOKEN_INFO[t as usize], base as u64 | (nb as u64) << 32);
             assert_eq!(base | extra, v, "{v}");
         }
         assert!(token_base(TOKENS as u8).is_none());
@@ -544,6 +544,42 @@ mod tests {
             !d[0].finished(),
             "a symbol of a context without a table is an error"
         );
+    }
+
+    #[test]
+    fn bit_reader_reads_back_and_knows_its_end() {
+        let mut w = BitWriter::default();
+        let vals: Vec<(u32, u32)> = (0..200u32).map(|i| (i * 2654435761 % 1000, 10)).collect();
+        for &(v, nb) in &vals {
+            w.put(v, nb);
+        }
+        w.put(5, 3);
+        let buf = w.finish(); // 2003 bits: 5 bits of zero padding
+        let tok_of = |nb: u32| (DIRECT + ((nb + MANT - DIRECT_LOG) << MANT)) as u8;
+        let mut r = BitReader::new(&buf);
+        for &(v, nb) in &vals {
+            // a token with nb extra bits and base b: its value is b | the bits
+            let t = tok_of(nb);
+            let base = (TOKEN_INFO[t as usize] & 0xffff_ffff) as u32;
+            assert_eq!(r.extra(t) ^ base, v);
+        }
+        assert!(!r.exhausted(), "3 bits left");
+        r.pos += 3;
+        assert!(r.exhausted());
+        r.pos = 8 * buf.len() as u64 + 1;
+        assert!(!r.exhausted(), "read past the end");
+        let mut dirty = buf.clone();
+        *dirty.last_mut().unwrap() |= 0x80; // a one in the padding
+        let mut r = BitReader::new(&dirty);
+        r.pos = 2003;
+        assert!(!r.exhausted());
+        // past the end: zeros, and a non-token's bits overrun any stream
+        let mut r = BitReader::new(&buf);
+        r.pos = 8 * buf.len() as u64 - 2;
+        assert_eq!(r.extra(tok_of(20)) & 0xfffff, 0);
+        let mut r = BitReader::new(&buf);
+        assert_eq!(r.extra(BAD as u8), 0);
+        assert!(r.pos > 8 * MAX_BITS_BYTES as u64 && !r.exhausted());
     }
 
     #[test]

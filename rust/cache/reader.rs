@@ -297,6 +297,9 @@ impl CacheReader {
         let value_tables = ans::Tables::<VALUE_CONTEXTS>::new(&value_tables).map_err(bad)?;
         let rank_tables = ans::Tables::<RANK_CONTEXTS>::new(&rank_tables).map_err(bad)?;
         let mut decoders = Vec::with_capacity(2 * LANES);
+        if lens.chunks_exact(2).any(|l| l[1] > ans::MAX_BITS_BYTES) {
+            return Err(bad("coded stream too long"));
+        }
         for l in lens.chunks_exact(2) {
             let (words, rest) = streams.split_at(l[0]);
             let (bits, rest) = rest.split_at(l[1]);
@@ -363,23 +366,36 @@ impl CacheReader {
         };
         let mut ranks = vec![0u32; entries];
         let mut overflow = false;
+        let ctx_if = |tied: bool| -> Vec<u8> {
+            (0..k_max)
+                .map(|j| rank_context(j, tied && j >= 2) as u8)
+                .collect()
+        };
+        let (untied_ctx, tied_ctx) = (ctx_if(false), ctx_if(true));
         let mut rank_ctx = vec![0u8; k_max];
         for w in pos_entry.windows(2) {
             let (e0, e1) = (w[0] as usize, w[1] as usize);
             let v = &vals[e0..e1];
-            let tied = |j: usize| j >= 2 && v[j] == v[j - 1];
-            let ctx = &mut rank_ctx[..v.len()];
-            for (j, c) in ctx.iter_mut().enumerate() {
-                *c = rank_context(j, tied(j)) as u8;
+            let k = v.len();
+            // entry j ≥ 1 tied with entry j − 1 (what matters from j = 2 on)
+            let tied = v.iter().zip(v.iter().skip(1)).map(|(a, b)| a == b);
+            let ctx = &mut rank_ctx[..k];
+            ctx[..k.min(1)].copy_from_slice(&untied_ctx[..k.min(1)]);
+            let pairs = untied_ctx[1..k.max(1)].iter().zip(&tied_ctx[1..k.max(1)]);
+            for (c, ((&u, &t), tied)) in ctx.iter_mut().skip(1).zip(pairs.zip(tied.clone())) {
+                *c = if tied { t } else { u };
             }
             let r = &mut ranks[e0..e1];
             ans::values2(&mut dr, &rank_tables, r, ctx);
-            // a tied entry's rank is the increase over the one before
-            for j in 2..r.len() {
-                let x = r[j];
-                let y = x.wrapping_add(r[j - 1] & (tied(j) as u32).wrapping_neg());
-                overflow |= y < x;
-                r[j] = y;
+            // a tied entry's rank (j ≥ 2) is the increase over the one before
+            if k > 2 {
+                let mut prev = r[1];
+                for (x, tied) in r[2..].iter_mut().zip(tied.skip(1)) {
+                    let y = x.wrapping_add(prev & (tied as u32).wrapping_neg());
+                    overflow |= y < *x;
+                    *x = y;
+                    prev = y;
+                }
             }
         }
         let ids: Vec<u32> = ranks.iter().map(|&r| map.id(r)).collect();

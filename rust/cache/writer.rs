@@ -244,6 +244,13 @@ fn encode_block_v3(
         }
     }
     for lane in coded.iter().flat_map(|s| &s.lanes) {
+        if lane.bits.len() > ans::MAX_BITS_BYTES {
+            return Err(Error::Invalid(format!(
+                "a cache block this large is not supported (over {} MiB of raw bits in one \
+                 stream): write fewer examples per block",
+                ans::MAX_BITS_BYTES >> 20
+            )));
+        }
         head.extend_from_slice(&(lane.rans.len() as u32).to_le_bytes());
         head.extend_from_slice(&(lane.bits.len() as u32).to_le_bytes());
     }
