@@ -288,9 +288,12 @@ impl<const N: usize> Tables<N> {
 /// data (a corrupt or truncated stream decodes garbage, and `finished` then fails).
 pub struct Decoder<'a> {
     x: u32,
-    words: &'a [u8],
+    /// The 16-bit words after the initial state.
+    words: &'a [[u8; 2]],
     /// Next word to read (passes the end on a truncated stream).
     at: usize,
+    /// The words part had an odd number of bytes (corrupt).
+    odd: bool,
     pub bits: BitReader<'a>,
 }
 
@@ -300,7 +303,7 @@ pub struct Decoder<'a> {
 #[inline(always)]
 fn step<const N: usize>(
     x: u32,
-    words: &[u8],
+    words: &[[u8; 2]],
     at: &mut usize,
     t: &Tables<N>,
     ctx: usize,
@@ -309,11 +312,8 @@ fn step<const N: usize>(
     let x = ((e >> 8) & 0xfff) * (x >> PREC) + (e >> 20);
     let low = (x < L) as u32;
     // past the end: zeros, and `finished` then fails
-    let w = match words.get(*at..*at + 2) {
-        Some(w) => u16::from_le_bytes([w[0], w[1]]) as u32,
-        None => 0,
-    };
-    *at += 2 * low as usize;
+    let w = words.get(*at).map_or(0, |&w| u16::from_le_bytes(w) as u32);
+    *at += low as usize;
     (
         e as u8,
         std::hint::select_unpredictable(low != 0, (x << 16) | w, x),
@@ -322,11 +322,13 @@ fn step<const N: usize>(
 
 impl<'a> Decoder<'a> {
     pub fn new(rans: &'a [u8], bits: &'a [u8]) -> Option<Self> {
-        let x = u32::from_le_bytes(rans.get(..4)?.try_into().ok()?);
+        let (x, words) = rans.split_first_chunk::<4>()?;
+        let (words, odd) = words.as_chunks::<2>();
         Some(Self {
-            x,
-            words: rans,
-            at: 4,
+            x: u32::from_le_bytes(*x),
+            words,
+            at: 0,
+            odd: !odd.is_empty(),
             bits: BitReader::new(bits),
         })
     }
@@ -343,14 +345,15 @@ impl<'a> Decoder<'a> {
     /// True when no symbol came from a context without a table, every word and bit was
     /// used and the state is back at its start.
     pub fn finished(&self) -> bool {
-        self.x == L && self.at == self.words.len() && self.bits.exhausted()
+        !self.odd && self.x == L && self.at == self.words.len() && self.bits.exhausted()
     }
 }
 
 /// Fills `out` with values, entry `j` from lane `j mod 2` in context `ctx[j]` (`ctx` as
 /// long as `out`): two independent chains, the states held in locals so that they stay in
 /// registers.
-#[inline(always)]
+// not inlined: on its own, the function gets the registers for its two lanes' states
+#[inline(never)]
 pub fn values2<const N: usize>(d: &mut [Decoder; 2], t: &Tables<N>, out: &mut [u32], ctx: &[u8]) {
     let [d0, d1] = d;
     let (mut x0, mut x1) = (d0.x, d1.x);
