@@ -326,7 +326,10 @@ impl CacheReader {
         // before)
         let k_max = pos_entry.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as usize;
         let value_ctx: Vec<u8> = (0..k_max).map(|j| value_context(j) as u8).collect();
-        let mut vals = vec![0u32; entries];
+        // the values are decoded into the log-probs' own memory (as integers), and the
+        // ranks into the ids', then each converted in place
+        let mut logp = vec![0f32; entries];
+        let vals: &mut [u32] = bytemuck::cast_slice_mut(&mut logp);
         let mut wrapped = false;
         for w in pos_entry.windows(2) {
             let v = &mut vals[w[0] as usize..w[1] as usize];
@@ -347,24 +350,7 @@ impl CacheReader {
         if wrapped {
             return Err(bad_count());
         }
-        let logp: Vec<f32> = if sample {
-            // ln(count / N) from a table: counts are 1..=N
-            let lut: Vec<f32> = (0..=n_draws)
-                .map(|c| (c as f32 / n_draws as f32).ln())
-                .collect();
-            let mut out = Vec::with_capacity(entries);
-            for &v in &vals {
-                out.push(
-                    *lut.get(v as usize)
-                        .filter(|_| v > 0)
-                        .ok_or_else(bad_count)?,
-                );
-            }
-            out
-        } else {
-            vals.iter().map(|&v| -(v as f32) * step).collect()
-        };
-        let mut ranks = vec![0u32; entries];
+        let mut ids = vec![0u32; entries];
         let mut overflow = false;
         let ctx_if = |tied: bool| -> Vec<u8> {
             (0..k_max)
@@ -385,7 +371,7 @@ impl CacheReader {
             for (c, ((&u, &t), tied)) in ctx.iter_mut().skip(1).zip(pairs.zip(tied.clone())) {
                 *c = if tied { t } else { u };
             }
-            let r = &mut ranks[e0..e1];
+            let r = &mut ids[e0..e1];
             ans::values2(&mut dr, &rank_tables, r, ctx);
             // a tied entry's rank (j ≥ 2) is the increase over the one before
             if k > 2 {
@@ -398,7 +384,28 @@ impl CacheReader {
                 }
             }
         }
-        let ids: Vec<u32> = ranks.iter().map(|&r| map.id(r)).collect();
+        for r in ids.iter_mut() {
+            *r = map.id(*r);
+        }
+        if sample {
+            // ln(count / N) from a table: counts are 1..=N
+            let lut: Vec<f32> = (0..=n_draws)
+                .map(|c| (c as f32 / n_draws as f32).ln())
+                .collect();
+            let mut bad_value = false;
+            for x in logp.iter_mut() {
+                let c = x.to_bits() as usize;
+                bad_value |= c == 0 || c >= lut.len();
+                *x = lut[c.min(n_draws as usize)];
+            }
+            if bad_value {
+                return Err(bad_count());
+            }
+        } else {
+            for x in logp.iter_mut() {
+                *x = -(x.to_bits() as f32) * step;
+            }
+        }
         if overflow || !dv.iter().chain(&dr).all(|d| d.finished()) {
             return Err(bad(
                 "corrupt or truncated entropy-coded streams (they do not end where the block does)",
