@@ -47,11 +47,13 @@ stored values: the part due to keeping only some entries; the rest is quantisati
 e.g. those of ``scripts/quality.py --stage caches``: every shard is read, rewritten in
 formats 3, 2 and 1 with the same entries (the stored, already quantised values), and each
 is read back; bytes per position, encode and decode rates as above (no teacher is run).
+``--keep-rewritten DIR`` keeps those files (``CACHE-SHARD-vN.tkc``), e.g. for
+``cargo run --release --example bench_cache_decode`` (decoding in Rust alone).
 
 Usage::
 
     python benches/bench_cache.py [--examples 1000] [--train-steps N] [--write-results]
-    python benches/bench_cache.py --from-caches DIR... [--write-results]
+    python benches/bench_cache.py --from-caches DIR... [--keep-rewritten DIR] [--write-results]
 """
 
 from __future__ import annotations
@@ -937,6 +939,9 @@ def existing_caches(paths: list[Path], args) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
+        if args.keep_rewritten:
+            args.keep_rewritten.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.keep_rewritten)
         for path in paths:
             shards = read_cache_outputs(path)
             r0 = shards[0]["reader"]
@@ -951,7 +956,7 @@ def existing_caches(paths: list[Path], args) -> str:
             for version in (CURRENT, BASELINE, 1):
                 size = enc_s = dec_s = dec_cpu = 0.0
                 for i, sh in enumerate(shards):
-                    out = Path(tmp) / f"{i}-v{version}.tkc"
+                    out = Path(tmp) / f"{Path(path).name}-{i}-v{version}.tkc"
                     best = math.inf
                     for _ in range(args.repeats):
                         w = _core.CacheWriter(
@@ -1059,6 +1064,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="measure these existing cache directories (or .tkc files) instead of training "
         "and running a teacher",
+    )
+    parser.add_argument(
+        "--keep-rewritten",
+        type=Path,
+        metavar="DIR",
+        help="with --from-caches: keep the rewritten files here",
     )
     parser.add_argument(
         "--write-results",

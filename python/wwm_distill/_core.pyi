@@ -13,6 +13,8 @@ __version__: str
 __all__ = [
     "BatchLoader",
     "Batches",
+    "CACHE_DEFAULT_STEP",
+    "CACHE_MAX_STEP",
     "CacheReader",
     "CacheWriter",
     "Examples",
