@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=(2, 3),
         default=run["format_version"],
-        help="teacher-cache format (default: the newest, 3, the smallest); 2 is ~15 %% "
-        "larger and decodes ~2.5x faster, for training runs short of CPU",
+        help="teacher-cache format (default: the newest, 3, the smallest); 2 is ~10-20 %% "
+        "larger and decodes ~2x faster, for training runs short of CPU",
     )
     g.add_argument("--quiet", action="store_true")
     return p
