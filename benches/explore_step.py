@@ -19,6 +19,7 @@ teacher, ``teacher/checkpoints/step-N.pt``) with the model's ``config.in.json``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -73,9 +74,8 @@ def stored_error(logp: torch.Tensor, ids: np.ndarray, got: np.ndarray, k: np.nda
 def bf16_row(model, examples, n: int, batch: int, logp: torch.Tensor, k: int) -> dict:
     """The same outputs from the model in bfloat16 (as `distill-teacher --dtype bf16` runs
     it on a GPU): the error of its top-k log-probs, and its KL from the fp32 outputs."""
-    model16 = model.to(torch.bfloat16)
+    model16 = copy.deepcopy(model).to(torch.bfloat16)  # `to` would round `model` in place
     lp16, _, _ = bench_cache.full_logp(model16, examples, np.arange(n, dtype=np.uint64), batch)
-    model.float()
     vals, ids = logp.topk(k, dim=-1)
     got = lp16.gather(1, ids)
     err = float((got - vals).abs().mean())

@@ -5,7 +5,7 @@
 //! internal bit stream.
 //!
 //! Symbols are bytes (0..=255). A value is coded as a *token* (a symbol) and extra raw
-//! bits: `token_of` / `value_of`.
+//! bits: `token_of` (writing), `TOKEN_INFO` (reading).
 
 /// Probabilities are multiples of 2^-PREC. 10 bits keep every context's decoding table
 /// at 4 KiB, so that the ones in use stay in a core's L1 cache (decoding is table

@@ -236,8 +236,6 @@ impl CacheReader {
         })
     }
 
-    /// Format 3: the zstd frame of the head (counts, tables, stream lengths), then the
-    /// coded lanes (rANS words and raw bits) of the values and of the ranks.
     /// A zstd frame of the block's raw payload (all of it, or format 3's head), which must
     /// decode to the index's `raw_len` bytes.
     fn unzstd(e: &IndexEntry, frame: &[u8], what: &str) -> Result<Vec<u8>> {
@@ -250,6 +248,8 @@ impl CacheReader {
         Ok(raw)
     }
 
+    /// Format 3: the zstd frame of the head (counts, tables, stream lengths), then the
+    /// coded lanes (rANS words and raw bits) of the values and of the ranks.
     fn decode_v3(&self, e: &IndexEntry, comp: &[u8], what: &str) -> Result<Block> {
         let bad = |m: &str| Error::data(what.to_string(), m.to_string());
         let frame_len = comp
@@ -296,10 +296,10 @@ impl CacheReader {
         }
         let value_tables = ans::Tables::<VALUE_CONTEXTS>::new(&value_tables).map_err(bad)?;
         let rank_tables = ans::Tables::<RANK_CONTEXTS>::new(&rank_tables).map_err(bad)?;
-        let mut decoders = Vec::with_capacity(2 * LANES);
         if lens.chunks_exact(2).any(|l| l[1] > ans::MAX_BITS_BYTES) {
             return Err(bad("coded stream too long"));
         }
+        let mut decoders = Vec::with_capacity(2 * LANES);
         for l in lens.chunks_exact(2) {
             let (words, rest) = streams.split_at(l[0]);
             let (bits, rest) = rest.split_at(l[1]);
