@@ -334,6 +334,7 @@ mod tests {
             do_lower_case: true,
             user_dict_sha256: None,
             settings: Settings::default(),
+            masking_version: crate::masking::MASKING_VERSION,
         };
         let vocab = VocabInfo {
             path: "v".into(),

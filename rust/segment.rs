@@ -7,7 +7,7 @@ use std::path::Path;
 use jieba_rs::Jieba;
 
 use crate::error::{Error, Result};
-use crate::tokenize::{is_cjk, WordPieceTokenizer};
+use crate::tokenize::{is_cjk_code, WordPieceTokenizer};
 
 pub enum Segmenter {
     /// jieba-rs with its default dictionary (plus an optional user dictionary).
@@ -83,44 +83,66 @@ pub fn continuation_marks_into(
     words: &[(usize, usize)],
     out: &mut Vec<bool>,
 ) {
+    debug_assert_eq!(ids.len(), offsets.len());
     let first = out.len();
-    out.extend(ids.iter().map(|&id| tok.is_subword(id)));
+    let subword = tok.subword_flags();
+    out.extend(ids.iter().map(|&id| subword[id as usize]));
     let marks = &mut out[first..];
+    let bytes = text.as_bytes();
     // Tokens are sorted by offset, words too: sweep both once.
     let mut t = 0usize;
     for &(ws, we) in words {
-        while t < offsets.len() && offsets[t].0 < ws {
-            t += 1;
-        }
         // Two CJK characters take at least 6 bytes: shorter words never group (most
         // words are a single character).
         if we - ws < 6 {
             continue;
         }
-        // All characters CJK, and the word's tokens exactly its characters, in order.
+        while t < offsets.len() && offsets[t].0 < ws {
+            t += 1;
+        }
+        // The word's tokens are exactly its characters, in order, each CJK: token k
+        // starts where token k - 1 ended and spans one CJK character (3 or 4 bytes).
         let mut pos = ws;
         let mut k = t;
-        let mut ok = true;
-        for c in text[ws..we].chars() {
-            let end = pos + c.len_utf8();
-            if !is_cjk(c) || k >= offsets.len() || offsets[k] != (pos, end) {
-                ok = false;
-                break;
+        while pos < we {
+            match offsets.get(k) {
+                Some(&(s, e)) if s == pos && e <= we && is_one_cjk_char(&bytes[s..e]) => {
+                    pos = e;
+                    k += 1;
+                }
+                _ => break,
             }
-            pos = end;
-            k += 1;
         }
-        if ok {
-            for m in &mut marks[t + 1..k] {
-                *m = true;
-            }
+        if pos == we {
+            marks[t + 1..k].fill(true);
         }
     }
+}
+
+/// Whether `b` (a token's bytes, on character boundaries of valid UTF-8) is exactly one
+/// CJK character ([`is_cjk`]), decoded from its 3- or 4-byte UTF-8 form.
+#[inline]
+fn is_one_cjk_char(b: &[u8]) -> bool {
+    // A 3- or 4-byte lead byte: on character boundaries, the slice is that one character.
+    let c = match *b {
+        [b0, b1, b2] if b0 & 0xF0 == 0xE0 => {
+            ((b0 as u32 & 0x0F) << 12) | ((b1 as u32 & 0x3F) << 6) | (b2 as u32 & 0x3F)
+        }
+        [b0, b1, b2, b3] if b0 & 0xF8 == 0xF0 => {
+            ((b0 as u32 & 0x07) << 18)
+                | ((b1 as u32 & 0x3F) << 12)
+                | ((b2 as u32 & 0x3F) << 6)
+                | (b3 as u32 & 0x3F)
+        }
+        _ => return false,
+    };
+    is_cjk_code(c)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenize::is_cjk;
     use crate::tokenize::tests::test_tokenizer;
 
     #[test]
@@ -143,6 +165,76 @@ mod tests {
         let cut: Vec<&str> = seg.cut(text);
         assert_eq!(groups, cut);
         assert!(!marks[0]);
+    }
+
+    /// The rule of [`continuation_marks`] written out character by character.
+    fn reference_marks(
+        tok: &WordPieceTokenizer,
+        text: &str,
+        ids: &[u32],
+        offsets: &[(usize, usize)],
+        words: &[(usize, usize)],
+    ) -> Vec<bool> {
+        let mut marks: Vec<bool> = ids.iter().map(|&id| tok.is_subword(id)).collect();
+        for &(ws, we) in words {
+            let chars: Vec<(usize, char)> = text[ws..we].char_indices().collect();
+            if chars.len() < 2 || !chars.iter().all(|&(_, c)| is_cjk(c)) {
+                continue;
+            }
+            let Some(t) = offsets.iter().position(|&(s, _)| s == ws) else {
+                continue;
+            };
+            let aligned = chars
+                .iter()
+                .enumerate()
+                .all(|(i, &(o, c))| offsets.get(t + i) == Some(&(ws + o, ws + o + c.len_utf8())));
+            if aligned {
+                for m in &mut marks[t + 1..t + chars.len()] {
+                    *m = true;
+                }
+            }
+        }
+        marks
+    }
+
+    #[test]
+    fn marks_follow_the_rule_on_random_text() {
+        use rand::{Rng, SeedableRng};
+        let tok = test_tokenizer();
+        let seg = Segmenter::jieba(true, None).unwrap();
+        // Known and unknown CJK (BMP and plane 2), Latin, digits, punctuation, spaces.
+        let alphabet: Vec<char> =
+            "我们是中国人民大学生在北京天气很好机器学习深度模型数据龘𠀀𪚥，。！ a bLearning1 0"
+                .chars()
+                .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..2000 {
+            let n = rng.random_range(0..40);
+            let text: String = (0..n)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let (ids, offs) = tok.encode(&text).unwrap();
+            // jieba's words, and arbitrary cuts (words jieba would not make)
+            let mut cuts = vec![seg.words(&text)];
+            let bounds: Vec<usize> = text
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([text.len()])
+                .collect();
+            let mut arbitrary = Vec::new();
+            let mut i = 0;
+            while i + 1 < bounds.len() {
+                let j = (i + rng.random_range(1..5)).min(bounds.len() - 1);
+                arbitrary.push((bounds[i], bounds[j]));
+                i = j;
+            }
+            cuts.push(arbitrary);
+            for words in cuts {
+                let got = continuation_marks(&tok, &text, &ids, &offs, &words);
+                let want = reference_marks(&tok, &text, &ids, &offs, &words);
+                assert_eq!(got, want, "{text:?} {words:?}");
+            }
+        }
     }
 
     #[test]

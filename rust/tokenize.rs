@@ -261,6 +261,11 @@ impl WordPieceTokenizer {
         self.is_subword[id as usize]
     }
 
+    /// [`is_subword`](Self::is_subword) of every id, indexed by id.
+    pub fn subword_flags(&self) -> &[bool] {
+        &self.is_subword
+    }
+
     pub fn replacement_ids(&self) -> &[u32] {
         &self.replacement_ids
     }
@@ -282,18 +287,23 @@ impl WordPieceTokenizer {
     ) -> Result<()> {
         // Start of the text not tokenized yet: what lies between two alone characters.
         let mut pending = 0usize;
-        for (i, c) in text.char_indices() {
-            let id = self.alone_id(c);
-            if id == FALLBACK {
-                continue;
+        let bytes = text.as_bytes();
+        // Chinese text: about one token per 3 bytes.
+        ids.reserve(bytes.len() / 3 + 1);
+        offsets.reserve(bytes.len() / 3 + 1);
+        let mut i = 0usize;
+        while i < bytes.len() {
+            let (c, end) = decode_utf8_at(bytes, i);
+            let id = self.alone_id_of(c);
+            if id != FALLBACK {
+                if pending < i {
+                    self.run_into(&text[pending..i], pending, ids, offsets)?;
+                }
+                ids.push(id);
+                offsets.push((i, end));
+                pending = end;
             }
-            if pending < i {
-                self.run_into(&text[pending..i], pending, ids, offsets)?;
-            }
-            let end = i + c.len_utf8();
-            ids.push(id);
-            offsets.push((i, end));
-            pending = end;
+            i = end;
         }
         if pending < text.len() {
             self.run_into(&text[pending..], pending, ids, offsets)?;
@@ -367,9 +377,10 @@ impl WordPieceTokenizer {
         Ok(())
     }
 
-    /// The token id of `c` if it stands alone, else `FALLBACK`.
+    /// The token id of the character with code point `c` if it stands alone, else
+    /// `FALLBACK`.
     #[inline]
-    fn alone_id(&self, c: char) -> u32 {
+    fn alone_id_of(&self, c: u32) -> u32 {
         let Some(slot) = self.alone.get(c as usize) else {
             return FALLBACK;
         };
@@ -377,7 +388,13 @@ impl WordPieceTokenizer {
         if id != UNSEEN {
             return id;
         }
-        let id = self.classify(c);
+        self.classify_slow(c, slot)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn classify_slow(&self, c: u32, slot: &AtomicU32) -> u32 {
+        let id = char::from_u32(c).map_or(FALLBACK, |c| self.classify(c));
         slot.store(id, Ordering::Relaxed);
         id
     }
@@ -419,16 +436,48 @@ impl WordPieceTokenizer {
     }
 }
 
+/// The code point of the character starting at byte `i` of valid UTF-8 `b`, and the byte
+/// after it (what `char_indices` yields, with the lead byte telling the length).
+#[inline(always)]
+fn decode_utf8_at(b: &[u8], i: usize) -> (u32, usize) {
+    let b0 = b[i] as u32;
+    let cont = |k: usize| b[i + k] as u32 & 0x3F;
+    if b0 < 0x80 {
+        (b0, i + 1)
+    } else if b0 < 0xE0 {
+        (((b0 & 0x1F) << 6) | cont(1), i + 2)
+    } else if b0 < 0xF0 {
+        (((b0 & 0x0F) << 12) | (cont(1) << 6) | cont(2), i + 3)
+    } else {
+        (
+            ((b0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
+            i + 4,
+        )
+    }
+}
+
 /// `[CLS]`, `[unused3]`, … : tokens a random replacement never takes.
 pub fn is_bracketed_special(token: &str) -> bool {
     token.len() > 2 && token.starts_with('[') && token.ends_with(']')
 }
 
 /// BERT's definition of a CJK character (`_is_chinese_char` in the original tokenizer).
+#[inline]
 pub fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x4E00..=0x9FFF
-        | 0x3400..=0x4DBF
+    is_cjk_code(c as u32)
+}
+
+/// [`is_cjk`] of a code point; the unified ideographs, nearly every CJK character of real
+/// text, are tested first.
+#[inline]
+pub fn is_cjk_code(c: u32) -> bool {
+    (0x4E00..=0x9FFF).contains(&c) || is_rare_cjk_code(c)
+}
+
+#[inline(never)]
+fn is_rare_cjk_code(c: u32) -> bool {
+    matches!(c,
+        0x3400..=0x4DBF
         | 0x20000..=0x2A6DF
         | 0x2A700..=0x2B73F
         | 0x2B740..=0x2B81F
@@ -585,7 +634,10 @@ pub(crate) mod tests {
             // BERT's Chinese characters (assigned ones) and punctuation stand alone.
             assert!(alone > 80_000, "only {alone} characters stand alone");
             for c in ('\u{4E00}'..='\u{9FA5}').chain("，。！？、“”《》!?,.%".chars()) {
-                assert!(t.alone_id(c) < FALLBACK, "{c:?} does not stand alone");
+                assert!(
+                    t.alone_id_of(c as u32) < FALLBACK,
+                    "{c:?} does not stand alone"
+                );
             }
         }
     }

@@ -183,6 +183,14 @@ pub struct PrepParams {
     pub user_dict_sha256: Option<String>,
     #[serde(flatten)]
     pub settings: Settings,
+    /// [`crate::masking::MASKING_VERSION`] of the run; absent (1) in manifests written
+    /// before the lazily drawn order.
+    #[serde(default = "first_masking_version")]
+    pub masking_version: u32,
+}
+
+fn first_masking_version() -> u32 {
+    1
 }
 
 /// The on-disk field order of [`PrepParams`] (older manifests list them so).
@@ -208,6 +216,7 @@ struct ParamsWire<'a> {
     num_shards: usize,
     shard_index: usize,
     strict: bool,
+    masking_version: u32,
 }
 
 impl Serialize for PrepParams {
@@ -234,6 +243,7 @@ impl Serialize for PrepParams {
             num_shards: s.num_shards,
             shard_index: s.shard_index,
             strict: s.strict,
+            masking_version: self.masking_version,
         }
         .serialize(ser)
     }
@@ -272,16 +282,21 @@ mod tests {
             do_lower_case: true,
             user_dict_sha256: None,
             settings: Settings::default(),
+            masking_version: crate::masking::MASKING_VERSION,
         };
         let json = serde_json::to_string(&p).unwrap();
         assert!(json.starts_with(
             r#"{"vocab_sha256":"ab","do_lower_case":true,"segmenter":"jieba","hmm":true,"user_dict_sha256":null,"doc_sep":"line","text_fields":[],"max_seq_length":512,"#
         ), "{json}");
         assert!(
-            json.ends_with(r#""num_shards":1,"shard_index":0,"strict":false}"#),
+            json.ends_with(r#""num_shards":1,"shard_index":0,"strict":false,"masking_version":2}"#),
             "{json}"
         );
         let back: PrepParams = serde_json::from_str(&json).unwrap();
         assert_eq!(back, p);
+        // A manifest from before the field records the first masking procedure.
+        let old = json.replace(r#","masking_version":2"#, "");
+        let back: PrepParams = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.masking_version, 1);
     }
 }

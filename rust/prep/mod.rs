@@ -79,6 +79,7 @@ pub fn build(cfg: &PrepConfig) -> Result<(Pipeline, PrepParams)> {
         do_lower_case: tok.do_lower_case,
         user_dict_sha256,
         settings: s.clone(),
+        masking_version: crate::masking::MASKING_VERSION,
     };
     Ok((Pipeline::new(cfg, tok, seg), params))
 }
