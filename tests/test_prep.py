@@ -173,6 +173,20 @@ def test_rerun_policy(tmp_path, corpus, vocab_file):
     assert other["shards"][0]["bin_sha256"] != first["shards"][0]["bin_sha256"]
 
 
+def test_output_of_the_first_masking_procedure_is_not_mixed_in(tmp_path, corpus, vocab_file):
+    # A run finished before masking_version 2 (its manifest has no such field) is another
+    # run's output: resuming into it would mix two maskings.
+    out = tmp_path / "ex"
+    run_prep([corpus], out, vocab_file)
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    assert manifest["params"]["masking_version"] == 2
+    del manifest["params"]["masking_version"]
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(wwm_distill.WwmDistillError, match=r"masking_version: 1 → 2.*--overwrite"):
+        run_prep([corpus], out, vocab_file)
+
+
 def test_resume_after_kill(tmp_path, corpus, vocab_file):
     big = tmp_path / "big.txt"
     text = corpus.read_text(encoding="utf-8").strip("\n")
