@@ -482,42 +482,63 @@ class Experiment:
         return runs
 
     def stage_students(self) -> None:
-        from wwm_distill.trainer import TrainConfig, train
-
-        p = self.preset
-        fresh_cfg = self.path("students", "fresh.config.json")
-        fresh_cfg.parent.mkdir(parents=True, exist_ok=True)
-        write_json(fresh_cfg, p.fresh)
         for r in self.student_runs():
             out = self.path("students", r["name"])
             if (out / "student" / "config.json").is_file():
                 continue
             self.check_time(f"student {r['name']}")
             v = VARIANTS[r["variant"]]
-            init = (
-                {"init_from": str(self.teacher_dir), "layers": p.student_layers}
-                if r["init"] == "layers"
-                else {"config": str(fresh_cfg)}
-            )
             log(f"student {r['name']}")
-            train(
-                TrainConfig(
-                    examples=str(self.path("data", "student-ex")),
-                    out=str(out),
-                    cache=str(self.path("caches", v.cache)) if v.cache else None,
-                    batch_size=p.student_batch,
-                    lr=p.student_lr,
-                    warmup_steps=max(1, p.student_steps // 10),
-                    max_steps=p.student_steps,
-                    eval_examples=0,
-                    save_every=max(1, p.student_steps // 4),
-                    seed=r["seed"],
-                    device=p.device,
-                    progress=self.progress,
-                    **init,
-                    **v.options,
-                )
+            cache = self.path("caches", v.cache) if v.cache else None
+            self.train_student(out, r["init"], cache, r["seed"], v.options)
+
+    def train_student(
+        self, out: Path, init: str, cache: Path | None, seed: int, options: dict
+    ) -> None:
+        """One student of the preset into ``out``: from the teacher's layers (``init``
+        "layers") or fresh, on the students' examples, from ``cache`` (None: hard labels)."""
+        from wwm_distill.trainer import TrainConfig, train
+
+        p = self.preset
+        if init == "layers":
+            start = {"init_from": str(self.teacher_dir), "layers": p.student_layers}
+        else:
+            fresh_cfg = self.path("students", "fresh.config.json")
+            fresh_cfg.parent.mkdir(parents=True, exist_ok=True)
+            write_json(fresh_cfg, p.fresh)
+            start = {"config": str(fresh_cfg)}
+        train(
+            TrainConfig(
+                examples=str(self.path("data", "student-ex")),
+                out=str(out),
+                cache=str(cache) if cache else None,
+                batch_size=p.student_batch,
+                lr=p.student_lr,
+                warmup_steps=max(1, p.student_steps // 10),
+                max_steps=p.student_steps,
+                eval_examples=0,
+                save_every=max(1, p.student_steps // 4),
+                seed=seed,
+                device=p.device,
+                progress=self.progress,
+                **start,
+                **options,
             )
+        )
+
+    def score_mlm(self, model: Path) -> dict:
+        """Held-out masked-LM metrics of ``model``, as the eval stage scores them."""
+        from wwm_distill.eval import mlm as mlm_eval
+
+        return mlm_eval.evaluate(
+            model,
+            self.path("data", "heldout-ex"),
+            self.path("caches", "heldout-topk128"),
+            max_examples=self.preset.heldout_eval_examples,
+            batch_size=64,
+            device=self.preset.device,
+            progress=self.progress,
+        )["metrics"]
 
     def eval_models(self) -> dict[str, Path]:
         models = {"teacher": self.teacher_dir}
@@ -526,8 +547,6 @@ class Experiment:
         return models
 
     def stage_eval(self) -> None:
-        from wwm_distill.eval import mlm as mlm_eval
-
         p = self.preset
         out = self.path("eval")
         out.mkdir(parents=True, exist_ok=True)
@@ -539,15 +558,7 @@ class Experiment:
                 continue
             self.check_time(f"scoring {name}")
             log(f"eval mlm: {name}")
-            scores[name] = mlm_eval.evaluate(
-                model,
-                self.path("data", "heldout-ex"),
-                self.path("caches", "heldout-topk128"),
-                max_examples=p.heldout_eval_examples,
-                batch_size=64,
-                device=p.device,
-                progress=self.progress,
-            )["metrics"]
+            scores[name] = self.score_mlm(model)
             write_json(mlm_json, scores)
         main = {"teacher"} | {
             r["name"] for r in self.student_runs() if r["variant"] in ("hard", "seed")

@@ -144,3 +144,19 @@ def test_corruption_is_an_error_naming_the_file(tmp_path, inputs, version):
 def test_unknown_format_version_is_refused(tmp_path, inputs):
     with pytest.raises(WwmDistillError, match="version"):
         write(tmp_path / "t.tkc", "topk", inputs, version=4)
+
+
+def test_log_prob_step_is_bounded_and_its_error_is_half_of_it(tmp_path, inputs):
+    with pytest.raises(WwmDistillError, match="step"):
+        write(tmp_path / "coarse.tkc", "topk", inputs, step=2 * _core.CACHE_MAX_STEP)
+    assert 0 < _core.CACHE_DEFAULT_STEP <= _core.CACHE_MAX_STEP
+    exact = inputs["logp"]
+    for step in (_core.CACHE_DEFAULT_STEP, _core.CACHE_MAX_STEP):
+        write(tmp_path / "t.tkc", "topk", inputs, step=step)
+        _, (_, logp, _, k) = read_all(tmp_path / "t.tkc")
+        stored = np.arange(logp.shape[1])[None, :] < k[:, None]
+        # values are stored in order, so the i-th stored value is the i-th true one's
+        # rounding: at most half a step away (slack for float32)
+        err = np.abs(logp[stored] - exact[:, : logp.shape[1]][stored])
+        assert err.max() <= step / 2 + 1e-4, (step, err.max())
+        assert err.max() > step / 8  # the step is the one used
