@@ -91,7 +91,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scale", choices=("cpu", "gpu", "tiny"), default="cpu")
+    ap.add_argument("--scale", choices=("demo", "cpu", "gpu", "tiny"), default="cpu")
     ap.add_argument("--work", type=Path, help="default .cache/quality-SCALE")
     ap.add_argument("--steps", type=float, nargs="+", default=[0.019, 0.05, 0.1])
     ap.add_argument("--write-results", action="store_true")
