@@ -15,7 +15,6 @@ Finished caches and students are kept under WORK/ablate-step/ and reused by a re
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,11 +25,6 @@ import quality  # noqa: E402
 from common import cpu_model, version  # noqa: E402
 
 METRICS = ("top1", "top5", "ce", "teacher_agreement", "kl")
-
-
-def mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
 def run(scale: str, work: Path, steps: list[float], progress: bool) -> list[dict]:
@@ -83,7 +77,7 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['step']} | {r['bytes_per_position']:.1f} | {r['runs']} | "
-            + " | ".join(mean_sd(r[m]) for m in METRICS)
+            + " | ".join(quality.mean_std(r[m]) for m in METRICS)
             + " |"
         )
     return "\n".join(lines)

@@ -7,7 +7,7 @@ use std::path::Path;
 use jieba_rs::Jieba;
 
 use crate::error::{Error, Result};
-use crate::tokenize::{is_cjk_code, WordPieceTokenizer};
+use crate::tokenize::{decode_utf8_at, is_cjk_code, WordPieceTokenizer};
 
 pub enum Segmenter {
     /// jieba-rs with its default dictionary (plus an optional user dictionary).
@@ -106,7 +106,7 @@ pub fn continuation_marks_into(
         let mut k = t;
         while pos < we {
             match offsets.get(k) {
-                Some(&(s, e)) if s == pos && e <= we && is_one_cjk_char(&bytes[s..e]) => {
+                Some(&(s, e)) if s == pos && e <= we && is_one_cjk_char(bytes, s, e) => {
                     pos = e;
                     k += 1;
                 }
@@ -119,24 +119,12 @@ pub fn continuation_marks_into(
     }
 }
 
-/// Whether `b` (a token's bytes, on character boundaries of valid UTF-8) is exactly one
-/// CJK character ([`is_cjk`]), decoded from its 3- or 4-byte UTF-8 form.
+/// Whether bytes `s..e` of valid UTF-8 `bytes` (a token, on character boundaries) are
+/// exactly one CJK character ([`is_cjk`](crate::tokenize::is_cjk)).
 #[inline]
-fn is_one_cjk_char(b: &[u8]) -> bool {
-    // A 3- or 4-byte lead byte: on character boundaries, the slice is that one character.
-    let c = match *b {
-        [b0, b1, b2] if b0 & 0xF0 == 0xE0 => {
-            ((b0 as u32 & 0x0F) << 12) | ((b1 as u32 & 0x3F) << 6) | (b2 as u32 & 0x3F)
-        }
-        [b0, b1, b2, b3] if b0 & 0xF8 == 0xF0 => {
-            ((b0 as u32 & 0x07) << 18)
-                | ((b1 as u32 & 0x3F) << 12)
-                | ((b2 as u32 & 0x3F) << 6)
-                | (b3 as u32 & 0x3F)
-        }
-        _ => return false,
-    };
-    is_cjk_code(c)
+fn is_one_cjk_char(bytes: &[u8], s: usize, e: usize) -> bool {
+    let (c, end) = decode_utf8_at(bytes, s);
+    end == e && is_cjk_code(c)
 }
 
 #[cfg(test)]

@@ -439,7 +439,7 @@ impl WordPieceTokenizer {
 /// The code point of the character starting at byte `i` of valid UTF-8 `b`, and the byte
 /// after it (what `char_indices` yields, with the lead byte telling the length).
 #[inline(always)]
-fn decode_utf8_at(b: &[u8], i: usize) -> (u32, usize) {
+pub(crate) fn decode_utf8_at(b: &[u8], i: usize) -> (u32, usize) {
     let b0 = b[i] as u32;
     let cont = |k: usize| b[i + k] as u32 & 0x3F;
     if b0 < 0x80 {
