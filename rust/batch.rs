@@ -109,8 +109,7 @@ impl Dataset {
             .collect::<Result<_>>()?;
         let mut width = 0usize;
         for &(k, j) in &located {
-            let o = self.shards[k].token_offsets();
-            width = width.max((o[j + 1] - o[j]) as usize);
+            width = width.max(self.shards[k].input_len(j));
         }
         let m = multiple_of.max(1);
         let width = width.div_ceil(m) * m;
@@ -129,20 +128,22 @@ impl Dataset {
             teacher_tail: Vec::new(),
             teacher_counts: Vec::new(),
         };
+        let (mut ids, mut labels) = (Vec::new(), Vec::new());
         for (r, &(k, j)) in located.iter().enumerate() {
             let sh = &self.shards[k];
-            let (to, mo) = (sh.token_offsets(), sh.mask_offsets());
-            let (t0, t1) = (to[j] as usize, to[j + 1] as usize);
-            let toks = sh.all_tokens();
-            for (c, t) in (t0..t1).enumerate() {
-                b.input_ids[r * width + c] = toks.get(t) as i64;
-                b.attention_mask[r * width + c] = 1;
+            ids.clear();
+            sh.input_ids_into(j, &mut ids);
+            let row = r * width;
+            for (c, &t) in ids.iter().enumerate() {
+                b.input_ids[row + c] = t as i64;
             }
-            let labels = sh.all_labels();
-            for m in mo[j] as usize..mo[j + 1] as usize {
+            b.attention_mask[row..row + ids.len()].fill(1);
+            labels.clear();
+            sh.labels_into(j, &mut labels);
+            for (&p, &l) in sh.positions(j).iter().zip(&labels) {
                 b.masked_rows.push(r as i64);
-                b.masked_positions.push(sh.all_positions()[m] as i64);
-                b.masked_labels.push(labels.get(m) as i64);
+                b.masked_positions.push(p as i64);
+                b.masked_labels.push(l as i64);
             }
         }
         if !self.caches.is_empty() {
@@ -306,18 +307,20 @@ mod tests {
 
     const PAD: u32 = 9;
 
-    /// Two shards of examples of lengths 3..=12 with 1..=3 masked positions each.
+    /// Two shards of examples of lengths 5..=14 with 1..=3 masked positions each.
     fn examples_dir() -> (tempfile::TempDir, Vec<Example>) {
         let dir = tempfile::tempdir().unwrap();
         let mut all = Vec::new();
         let mut shards = Vec::new();
         for k in 0..2 {
-            let mut w = ShardWriter::create(dir.path(), k, 2).unwrap();
+            let mut w = ShardWriter::create(dir.path(), k, 2, 1, 2).unwrap();
             for i in 0..7u32 {
-                let len = 3 + ((i * 5 + k as u32) % 10) as usize;
+                let len = 5 + ((i * 5 + k as u32) % 10) as usize;
                 let n_masked = 1 + (i % 3) as usize;
+                let mut input_ids: Vec<u32> = (0..len as u32).map(|t| 100 + t * 3 + i).collect();
+                (input_ids[0], input_ids[len - 1]) = (1, 2);
                 let e = Example {
-                    input_ids: (0..len as u32).map(|t| 100 + t * 3 + i).collect(),
+                    input_ids,
                     positions: (1..=n_masked as u16).collect(),
                     labels: (0..n_masked as u32).map(|m| 200 + m + i).collect(),
                     file: k as u32,
@@ -335,6 +338,7 @@ mod tests {
             user_dict_sha256: None,
             settings: Settings::default(),
             masking_version: crate::masking::MASKING_VERSION,
+            shard_version: crate::examples::format::IDX_VERSION,
         };
         let vocab = VocabInfo {
             path: "v".into(),

@@ -4,6 +4,7 @@ shard layout of docs/FORMATS.md read with numpy alone, and batch assembly on top
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -16,7 +17,8 @@ IDX_HEADER_BYTES = 64
 
 
 class ReferenceShard:
-    """One ``examples-NNNNN.{bin,idx}`` pair read with ``numpy.memmap``, per FORMATS.md."""
+    """One ``examples-NNNNN.{bin,idx}`` pair (format version 1 or 2) read with
+    ``numpy.memmap``, per FORMATS.md."""
 
     def __init__(self, directory: Path, info: dict):
         self.name = info["name"]
@@ -25,12 +27,15 @@ class ReferenceShard:
         bin_path = directory / f"{self.name}.bin"
         header = np.fromfile(idx_path, dtype=np.uint8, count=IDX_HEADER_BYTES)
         assert header.size == IDX_HEADER_BYTES and header[:8].tobytes() == IDX_MAGIC
-        version, token_bytes = header[8:16].view("<u4")
+        version, token_bytes = (int(x) for x in header[8:16].view("<u4"))
         n, n_tokens, n_masked, bin_bytes = (int(x) for x in header[16:48].view("<u8"))
-        assert version == 1 and token_bytes in (2, 4)
-        assert os.path.getsize(idx_path) == IDX_HEADER_BYTES + 16 + 40 * n
+        self.cls_id, self.sep_id = (int(x) for x in header[48:56].view("<u4"))
+        assert version in (1, 2) and token_bytes in (2, 4)
+        columns = ("file", "piece", "window", "dupe") + (("window_length",) if version == 2 else ())
+        want_idx = IDX_HEADER_BYTES + 8 * (3 * n + 2 - (version == 2)) + 4 * len(columns) * n
+        assert os.path.getsize(idx_path) == want_idx
         assert os.path.getsize(bin_path) == bin_bytes
-        self.n = n
+        self.version, self.n = version, n
         dtype = np.dtype("<u2") if token_bytes == 2 else np.dtype("<u4")
         idx = np.memmap(idx_path, dtype=np.uint8, mode="r")
         binf = np.memmap(bin_path, dtype=np.uint8, mode="r") if bin_bytes else np.zeros(0, np.uint8)
@@ -40,34 +45,86 @@ class ReferenceShard:
             dt = np.dtype(dt)
             return buf[offset : offset + count * dt.itemsize].view(dt), offset + count * dt.itemsize
 
-        self.token_offsets, o = take(idx, o, n + 1, "<u8")
+        self.token_index, o = take(idx, o, n + (version == 1), "<u8")
         self.mask_offsets, o = take(idx, o, n + 1, "<u8")
         self.line, o = take(idx, o, n, "<u8")
-        self.file, o = take(idx, o, n, "<u4")
-        self.piece, o = take(idx, o, n, "<u4")
-        self.window, o = take(idx, o, n, "<u4")
-        self.dupe, o = take(idx, o, n, "<u4")
+        for name in columns:
+            column, o = take(idx, o, n, "<u4")
+            setattr(self, name, column)
         b = 0
         self.tokens, b = take(binf, b, n_tokens, dtype)
-        self.labels, b = take(binf, b, n_masked, dtype)
+        self.masked_ids, b = take(binf, b, n_masked, dtype)
         self.positions, b = take(binf, b, n_masked, "<u2")
+        if version == 2:
+            self.lengths = (self.window_length + 2).astype(np.uint32)
+        else:
+            self.lengths = np.diff(self.token_index).astype(np.uint32)
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> dict:
-        t0, t1 = self.token_offsets[i], self.token_offsets[i + 1]
         m0, m1 = self.mask_offsets[i], self.mask_offsets[i + 1]
+        positions = self.positions[m0:m1]
+        if self.version == 1:
+            t0, t1 = self.token_index[i], self.token_index[i + 1]
+            input_ids, labels = self.tokens[t0:t1].copy(), self.masked_ids[m0:m1].copy()
+        else:
+            t0 = int(self.token_index[i])
+            window = self.tokens[t0 : t0 + int(self.window_length[i])]
+            input_ids = np.concatenate(
+                [
+                    np.array([self.cls_id], window.dtype),
+                    window,
+                    np.array([self.sep_id], window.dtype),
+                ]
+            )
+            labels = input_ids[positions.astype(np.int64)].copy()
+            input_ids[positions.astype(np.int64)] = self.masked_ids[m0:m1]
         return {
-            "input_ids": self.tokens[t0:t1],
-            "masked_positions": self.positions[m0:m1],
-            "masked_labels": self.labels[m0:m1],
+            "input_ids": input_ids,
+            "masked_positions": positions,
+            "masked_labels": labels,
             "file": int(self.file[i]),
             "line": int(self.line[i]),
             "piece": int(self.piece[i]),
             "window": int(self.window[i]),
             "dupe": int(self.dupe[i]),
         }
+
+
+def write_version_1(directory: Path) -> None:
+    """Rewrites an examples directory's shards in format version 1 (every example's masked
+    input_ids, then labels, then positions), per FORMATS.md, and updates the manifest's
+    sizes and checksums: what distill-prep wrote before version 2."""
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for info in manifest["shards"]:
+        shard = ReferenceShard(directory, info)
+        rows = [shard[i] for i in range(len(shard))]
+        dtype = shard.tokens.dtype
+        tokens = np.concatenate([r["input_ids"] for r in rows]).astype(dtype)
+        labels = np.concatenate([r["masked_labels"] for r in rows]).astype(dtype)
+        positions = np.concatenate([r["masked_positions"] for r in rows]).astype("<u2")
+        offsets = np.cumsum([0] + [len(r["input_ids"]) for r in rows]).astype("<u8")
+        mask_offsets = np.asarray(shard.mask_offsets, dtype="<u8")
+        body = tokens.tobytes() + labels.tobytes() + positions.tobytes()
+        header = bytearray(IDX_HEADER_BYTES)
+        header[:8] = IDX_MAGIC
+        header[8:16] = np.array([1, dtype.itemsize], "<u4").tobytes()
+        counts = [len(rows), tokens.size, labels.size, len(body)]
+        header[16:48] = np.array(counts, "<u8").tobytes()
+        idx = bytes(header) + offsets.tobytes() + mask_offsets.tobytes()
+        idx += np.asarray(shard.line, "<u8").tobytes()
+        for name in ("file", "piece", "window", "dupe"):
+            idx += np.asarray(getattr(shard, name), "<u4").tobytes()
+        del rows, shard
+        for suffix, data in ((".bin", body), (".idx", idx)):
+            (directory / f"{info['name']}{suffix}").write_bytes(data)
+            info[suffix[1:] + "_bytes"] = len(data)
+            info[suffix[1:] + "_sha256"] = hashlib.sha256(data).hexdigest()
+        info["tokens"] = int(tokens.size)
+    path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 class ReferenceExamples:

@@ -12,13 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reference import ReferenceExamples, ReferenceTeacherCache  # tests/reference.py
+from reference import (  # tests/reference.py
+    ReferenceExamples,
+    ReferenceTeacherCache,
+    write_version_1,
+)
 from wwm_distill import WwmDistillError, _core
 from wwm_distill.cli.prep import build_parser
 from wwm_distill.data import Examples, read_manifest
 
 CACHE_FIXTURES = Path(__file__).parent / "fixtures" / "cache_v1"
-COLUMNS = ("tokens", "labels", "positions", "token_offsets", "mask_offsets")
+COLUMNS = ("tokens", "masked_ids", "positions", "token_index", "mask_offsets")
 COLUMNS += ("line", "file", "piece", "window", "dupe")
 
 
@@ -29,10 +33,12 @@ def test_examples_reader_matches_the_numpy_reference(examples_dir):
     assert list(ex.starts) == list(ref.starts)
     for a, b in zip(ex.shards, ref.shards):
         assert len(a) == len(b) and a.name == b.name and a.info == b.info
+        assert a.version == b.version == 2
         for name in COLUMNS:
             x, y = getattr(a, name), getattr(b, name)
             assert x.dtype == y.dtype and np.array_equal(x, y), name
             assert not x.flags.writeable and not x.flags.owndata
+        assert a.lengths.dtype == b.lengths.dtype and np.array_equal(a.lengths, b.lengths)
     for i in [*range(len(ex)), -1, -len(ex)]:
         a, b = ex[i], ref[i]
         assert a.keys() == b.keys()
@@ -57,6 +63,33 @@ def test_examples_reader_matches_the_numpy_reference(examples_dir):
     assert read_manifest(examples_dir / "manifest.json") == read_manifest(examples_dir)
     with pytest.raises(WwmDistillError, match="no examples manifest"):
         read_manifest(examples_dir / "nowhere")
+
+
+def test_version_1_shards_read_as_the_same_examples(examples_dir, tmp_path):
+    # Shards written before format version 2 stored every example's masked input_ids;
+    # the reader gives the same examples and batches from them.
+    old = tmp_path / "v1"
+    shutil.copytree(examples_dir, old)
+    write_version_1(old)
+    new, ex = Examples(examples_dir), Examples(old, verify=True)
+    assert [s.version for s in ex.shards] == [1] * len(ex.shards)
+    assert sum(s.info["bin_bytes"] for s in ex.shards) > 2 * sum(
+        s.info["bin_bytes"] for s in new.shards
+    )
+    ref = ReferenceExamples(old)
+    assert np.array_equal(ex.lengths(), new.lengths())
+    for i in range(len(ex)):
+        a, b, c = ex[i], new[i], ref[i]
+        for key, value in a.items():
+            if isinstance(value, np.ndarray):
+                assert value.dtype == b[key].dtype and np.array_equal(value, b[key]), key
+                assert np.array_equal(value, c[key]), key
+            else:
+                assert value == b[key] == c[key], key
+    idx = [3, len(ex) - 1, 0, 250]
+    got, want = ex.batch(idx), new.batch(idx)
+    for key in want:
+        assert np.array_equal(got[key], want[key]), key
 
 
 def test_prep_config_defaults_are_the_clis(tmp_path):

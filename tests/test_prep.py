@@ -187,6 +187,20 @@ def test_output_of_the_first_masking_procedure_is_not_mixed_in(tmp_path, corpus,
         run_prep([corpus], out, vocab_file)
 
 
+def test_output_of_the_first_shard_format_is_not_mixed_in(tmp_path, corpus, vocab_file):
+    # Shards of format version 1 (a manifest without shard_version) are not resumed into:
+    # one directory holds one format.
+    out = tmp_path / "ex"
+    run_prep([corpus], out, vocab_file)
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    assert manifest["params"]["shard_version"] == 2
+    del manifest["params"]["shard_version"]
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(wwm_distill.WwmDistillError, match=r"shard_version: 1 → 2.*--overwrite"):
+        run_prep([corpus], out, vocab_file)
+
+
 def test_resume_after_kill(tmp_path, corpus, vocab_file):
     big = tmp_path / "big.txt"
     text = corpus.read_text(encoding="utf-8").strip("\n")
@@ -268,7 +282,11 @@ def test_examples_reader_and_batches(tmp_path, corpus, vocab_file):
     tokens = ex.shards[0].tokens
     assert not tokens.flags.owndata and not tokens.flags.writeable
     assert isinstance(tokens.base, _core.ExamplesShard)
-    assert not e["input_ids"].flags.owndata and isinstance(e["input_ids"].base, _core.ExamplesShard)
+    pos = e["masked_positions"]
+    assert not pos.flags.owndata and isinstance(pos.base, _core.ExamplesShard)
+    # a shard stores each document's tokens once, not once per masking and window
+    manifest = ex.manifest
+    assert manifest["report"]["tokens"] <= manifest["tokens"] < 1.2 * manifest["report"]["tokens"]
     b = ex.batch([0, 150, len(ex) - 1])
     assert b["input_ids"].shape[1] % 8 == 0
     assert b["attention_mask"].sum() == sum(len(ex[i]["input_ids"]) for i in (0, 150, len(ex) - 1))

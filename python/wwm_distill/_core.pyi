@@ -157,13 +157,23 @@ class ExamplesShard:
     @property
     def token_bytes(self) -> int: ...
     @property
-    def tokens(self) -> _Ids: ...
+    def version(self) -> int:
+        """The shard's format version (1 or 2; see docs/FORMATS.md)."""
     @property
-    def labels(self) -> _Ids: ...
+    def tokens(self) -> _Ids:
+        """The `.bin`'s token section: the documents' unmasked tokens (version 2) or every
+        example's masked input_ids (version 1)."""
+    @property
+    def masked_ids(self) -> _Ids:
+        """One id per masked position: the input id there (version 2) or the label (1)."""
     @property
     def positions(self) -> npt.NDArray[np.uint16]: ...
     @property
-    def token_offsets(self) -> npt.NDArray[np.uint64]: ...
+    def token_index(self) -> npt.NDArray[np.uint64]:
+        """`token_starts` (version 2, one per example) or `token_offsets` (version 1, one more)."""
+    @property
+    def lengths(self) -> npt.NDArray[np.uint32]:
+        """Length of every example's input_ids, with [CLS] and [SEP] (a new array)."""
     @property
     def mask_offsets(self) -> npt.NDArray[np.uint64]: ...
     @property
@@ -177,12 +187,12 @@ class ExamplesShard:
     @property
     def dupe(self) -> npt.NDArray[np.uint32]: ...
     def __getitem__(self, i: int, /) -> dict[str, Any]:
-        """input_ids, masked_positions, masked_labels (views) and file, line, piece,
-        window, dupe."""
+        """Example `i`: input_ids and masked_labels (new arrays in the token width),
+        masked_positions (a view) and provenance."""
 
 @final
 class Examples:
-    """The examples written by distill-prep: `len()`, `[i]` → dict of numpy views, `shards`
+    """The examples written by distill-prep: `len()`, `[i]` → dict of numpy arrays, `shards`
     for the raw zero-copy arrays, `verify()` for the checksums."""
 
     def __new__(cls, path: _Path, verify: bool = False) -> Examples: ...

@@ -109,7 +109,7 @@ def read_manifest(path: str | os.PathLike) -> dict:
 
 
 class Examples:
-    """The examples written by ``distill-prep``: ``len()``, ``[i]`` → dict of numpy views,
+    """The examples written by ``distill-prep``: ``len()``, ``[i]`` → dict of numpy arrays,
     ``shards`` for raw zero-copy arrays (``_core.ExamplesShard``), ``verify()`` for the
     checksums. A thin layer over ``_core.Examples``."""
 
@@ -130,10 +130,10 @@ class Examples:
         return len(self._core)
 
     def lengths(self) -> np.ndarray:
-        """Tokens of every example (int64, global index order), from the shards' offsets."""
+        """Tokens of every example (int64, global index order), with [CLS] and [SEP]."""
         import numpy as np
 
-        return np.concatenate([np.diff(s.token_offsets) for s in self.shards]).astype(np.int64)
+        return np.concatenate([s.lengths for s in self.shards]).astype(np.int64)
 
     def locate(self, i: int) -> tuple[int, int]:
         """Global example index → (shard, index in shard)."""

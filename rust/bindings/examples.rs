@@ -77,21 +77,36 @@ impl PyExamplesShard {
     fn token_bytes(&self) -> usize {
         self.shard.token_bytes
     }
+    /// The shard's format version (1 or 2; see docs/FORMATS.md).
+    #[getter]
+    fn version(&self) -> u32 {
+        self.shard.version()
+    }
+    /// The `.bin`'s token section: the documents' unmasked tokens (version 2) or every
+    /// example's masked input_ids (version 1).
     #[getter]
     fn tokens<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         ids_view(slf.get().shard.all_tokens(), slf.as_any())
     }
+    /// One id per masked position: the input id there (version 2) or the label (1).
     #[getter]
-    fn labels<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        ids_view(slf.get().shard.all_labels(), slf.as_any())
+    fn masked_ids<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        ids_view(slf.get().shard.all_masked_ids(), slf.as_any())
     }
     #[getter]
     fn positions<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         view(slf.get().shard.all_positions(), slf.as_any())
     }
+    /// `token_starts` (version 2, one per example) or `token_offsets` (version 1, one more).
     #[getter]
-    fn token_offsets<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        view(slf.get().shard.token_offsets(), slf.as_any())
+    fn token_index<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        view(slf.get().shard.token_index(), slf.as_any())
+    }
+    /// Length of every example's input_ids, with [CLS] and [SEP] (a new array).
+    #[getter]
+    fn lengths<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        let s = &self.shard;
+        PyArray1::from_iter(py, (0..s.n).map(|i| s.input_len(i) as u32))
     }
     #[getter]
     fn mask_offsets<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -118,26 +133,26 @@ impl PyExamplesShard {
         view(slf.get().shard.dupes(), slf.as_any())
     }
 
-    /// Example `i`: input_ids, masked_positions, masked_labels (views) and provenance.
+    /// Example `i`: input_ids and masked_labels (new arrays in the token width),
+    /// masked_positions (a view) and provenance.
     fn __getitem__<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyDict>> {
         let s = &slf.get().shard;
         let i = index(i, s.n, "example")?;
-        let (to, mo) = (s.token_offsets(), s.mask_offsets());
-        let (t0, t1) = (to[i] as usize, to[i + 1] as usize);
-        let (m0, m1) = (mo[i] as usize, mo[i + 1] as usize);
-        let owner = slf.as_any();
-        let slice = |ids: Ids<'_>| match ids {
-            Ids::U16(a) => view(&a[t0..t1], owner),
-            Ids::U32(a) => view(&a[t0..t1], owner),
+        let py = slf.py();
+        let ids_array = |ids: &[u32]| -> Bound<'py, PyAny> {
+            if s.token_bytes == 2 {
+                PyArray1::from_iter(py, ids.iter().map(|&x| x as u16)).into_any()
+            } else {
+                PyArray1::from_slice(py, ids).into_any()
+            }
         };
-        let d = PyDict::new(slf.py());
-        d.set_item("input_ids", slice(s.all_tokens())?)?;
-        d.set_item("masked_positions", view(&s.all_positions()[m0..m1], owner)?)?;
-        let labels = match s.all_labels() {
-            Ids::U16(a) => view(&a[m0..m1], owner)?,
-            Ids::U32(a) => view(&a[m0..m1], owner)?,
-        };
-        d.set_item("masked_labels", labels)?;
+        let (mut input_ids, mut labels) = (Vec::new(), Vec::new());
+        s.input_ids_into(i, &mut input_ids);
+        s.labels_into(i, &mut labels);
+        let d = PyDict::new(py);
+        d.set_item("input_ids", ids_array(&input_ids))?;
+        d.set_item("masked_positions", view(s.positions(i), slf.as_any())?)?;
+        d.set_item("masked_labels", ids_array(&labels))?;
         d.set_item("file", s.files()[i])?;
         d.set_item("line", s.lines()[i])?;
         d.set_item("piece", s.pieces()[i])?;
@@ -147,7 +162,7 @@ impl PyExamplesShard {
     }
 }
 
-/// The examples written by distill-prep: `len()`, `[i]` → dict of numpy views, `shards`
+/// The examples written by distill-prep: `len()`, `[i]` → dict of numpy arrays, `shards`
 /// for the raw zero-copy arrays, `verify()` for the checksums.
 #[pyclass(name = "Examples", frozen)]
 struct PyExamples {

@@ -1,6 +1,8 @@
-//! A memory-mapped example shard. Opening checks the header (layout: `format.rs`), the
-//! file sizes and that every offset lies inside the file; `verify` also checks the sha256
-//! against the manifest.
+//! A memory-mapped example shard, format version 1 or 2. Opening checks the header
+//! (layout: `format.rs`), the file sizes, that every offset lies inside the file and every
+//! masked position inside its example; `verify` also checks the sha256 against the
+//! manifest. Readers use [`Shard::input_ids_into`], [`Shard::positions`] and
+//! [`Shard::labels_into`], which hide the version.
 
 use std::path::{Path, PathBuf};
 
@@ -76,12 +78,30 @@ impl Shard {
             token_bytes: header.token_bytes,
             n: header.n,
         };
-        let (to, mo) = (s.token_offsets(), s.mask_offsets());
+        let mo = s.mask_offsets();
         let monotone = |o: &[u64], end: usize| {
             o[0] == 0 && o[o.len() - 1] as usize == end && o.windows(2).all(|w| w[0] <= w[1])
         };
-        if !monotone(to, header.n_tokens) || !monotone(mo, header.n_masked) {
+        let windows_fit = match s.lengths() {
+            None => monotone(s.token_index(), header.n_tokens),
+            Some(len) => s.token_index().iter().zip(len).all(|(&t, &l)| {
+                t.checked_add(l as u64)
+                    .is_some_and(|e| e <= header.n_tokens as u64)
+            }),
+        };
+        if !windows_fit || !monotone(mo, header.n_masked) {
             return Err(bad("offsets out of order or out of range"));
+        }
+        // Every masked position lies inside its example, after [CLS] and before [SEP].
+        let pos = s.all_positions();
+        for i in 0..s.n {
+            let len = s.input_len(i);
+            if pos[mo[i] as usize..mo[i + 1] as usize]
+                .iter()
+                .any(|&p| p == 0 || p as usize + 1 >= len)
+            {
+                return Err(bad(&format!("example {i}: a masked position outside it")));
+            }
         }
         Ok(s)
     }
@@ -90,12 +110,9 @@ impl Shard {
         &self.header
     }
 
-    /// The mapped `.bin` and `.idx` files, whole (for zero-copy views).
-    pub fn bin_data(&self) -> &[u8] {
-        &self.bin
-    }
-    pub fn idx_data(&self) -> &[u8] {
-        &self.idx
+    /// The format version of this shard (1 or 2, see `format.rs`).
+    pub fn version(&self) -> u32 {
+        self.header.version
     }
 
     /// Checks both files against the sha256 recorded in the manifest.
@@ -122,8 +139,9 @@ impl Shard {
         bytemuck::cast_slice(&self.idx[self.header.u32_column(k)])
     }
 
-    pub fn token_offsets(&self) -> &[u64] {
-        self.idx_u64(self.header.token_offsets())
+    /// `token_starts` (version 2, `n`) or `token_offsets` (version 1, `n + 1`).
+    pub fn token_index(&self) -> &[u64] {
+        self.idx_u64(self.header.token_index())
     }
     pub fn mask_offsets(&self) -> &[u64] {
         self.idx_u64(self.header.mask_offsets())
@@ -143,6 +161,10 @@ impl Shard {
     pub fn dupes(&self) -> &[u32] {
         self.idx_u32(format::DUPE)
     }
+    /// Window lengths without `[CLS]`/`[SEP]` (version 2; `None` in version 1).
+    pub fn lengths(&self) -> Option<&[u32]> {
+        (self.header.version >= 2).then(|| self.idx_u32(format::LENGTH))
+    }
 
     fn ids(&self, r: std::ops::Range<usize>) -> Ids<'_> {
         let bytes = &self.bin[r];
@@ -153,27 +175,82 @@ impl Shard {
         }
     }
 
+    /// The `.bin`'s token section: documents' unmasked tokens (version 2) or every
+    /// example's masked `input_ids` (version 1).
     pub fn all_tokens(&self) -> Ids<'_> {
         self.ids(self.header.tokens())
     }
-    pub fn all_labels(&self) -> Ids<'_> {
-        self.ids(self.header.labels())
+    /// One id per masked position: the input id there (version 2) or the label (version 1).
+    pub fn all_masked_ids(&self) -> Ids<'_> {
+        self.ids(self.header.masked_ids())
     }
     pub fn all_positions(&self) -> &[u16] {
         bytemuck::cast_slice(&self.bin[self.header.positions()])
     }
 
+    /// Length of example `i`'s `input_ids` (with `[CLS]` and `[SEP]`).
+    pub fn input_len(&self, i: usize) -> usize {
+        let t = self.token_index();
+        match self.lengths() {
+            Some(len) => len[i] as usize + 2,
+            None => (t[i + 1] - t[i]) as usize,
+        }
+    }
+
+    /// Example `i`'s masked positions (indices into its `input_ids`, ascending).
+    pub fn positions(&self, i: usize) -> &[u16] {
+        let mo = self.mask_offsets();
+        &self.all_positions()[mo[i] as usize..mo[i + 1] as usize]
+    }
+
+    /// Appends example `i`'s `input_ids` (`[CLS] window [SEP]`, masked) to `out`.
+    pub fn input_ids_into(&self, i: usize, out: &mut Vec<u32>) {
+        let (t, tokens) = (self.token_index(), self.all_tokens());
+        let start = out.len();
+        match self.lengths() {
+            None => out.extend((t[i] as usize..t[i + 1] as usize).map(|k| tokens.get(k))),
+            Some(len) => {
+                let t0 = t[i] as usize;
+                out.push(self.header.cls_id);
+                match tokens {
+                    Ids::U16(a) => {
+                        out.extend(a[t0..t0 + len[i] as usize].iter().map(|&x| x as u32))
+                    }
+                    Ids::U32(a) => out.extend_from_slice(&a[t0..t0 + len[i] as usize]),
+                }
+                out.push(self.header.sep_id);
+                let (mo, values) = (self.mask_offsets(), self.all_masked_ids());
+                for m in mo[i] as usize..mo[i + 1] as usize {
+                    out[start + self.all_positions()[m] as usize] = values.get(m);
+                }
+            }
+        }
+    }
+
+    /// Appends example `i`'s labels (the original ids at its masked positions) to `out`.
+    pub fn labels_into(&self, i: usize, out: &mut Vec<u32>) {
+        let (mo, ids) = (self.mask_offsets(), self.all_masked_ids());
+        let masked = mo[i] as usize..mo[i + 1] as usize;
+        match self.lengths() {
+            None => out.extend(masked.map(|m| ids.get(m))),
+            Some(_) => {
+                let (t0, tokens) = (self.token_index()[i] as usize, self.all_tokens());
+                let pos = self.all_positions();
+                out.extend(masked.map(|m| tokens.get(t0 + pos[m] as usize - 1)));
+            }
+        }
+    }
+
     /// Example `i` decoded into owned vectors.
     pub fn example(&self, i: usize) -> Example {
-        let (to, mo) = (self.token_offsets(), self.mask_offsets());
-        let (t0, t1) = (to[i] as usize, to[i + 1] as usize);
-        let (m0, m1) = (mo[i] as usize, mo[i + 1] as usize);
-        let tokens = self.all_tokens();
-        let labels = self.all_labels();
+        let mut input_ids = Vec::with_capacity(self.input_len(i));
+        self.input_ids_into(i, &mut input_ids);
+        let mut labels = Vec::new();
+        self.labels_into(i, &mut labels);
         Example {
-            input_ids: (t0..t1).map(|k| tokens.get(k)).collect(),
-            positions: self.all_positions()[m0..m1].to_vec(),
-            labels: (m0..m1).map(|k| labels.get(k)).collect(),
+            input_ids,
+            positions: self.positions(i).to_vec(),
+            labels,
             file: self.files()[i],
             piece: self.pieces()[i],
             line: self.lines()[i],

@@ -185,11 +185,16 @@ pub struct PrepParams {
     pub settings: Settings,
     /// [`crate::masking::MASKING_VERSION`] of the run; absent (1) in manifests written
     /// before the lazily drawn order.
-    #[serde(default = "first_masking_version")]
+    #[serde(default = "first_version")]
     pub masking_version: u32,
+    /// The example shard format written ([`crate::examples::format::IDX_VERSION`]);
+    /// absent (1) in manifests written before documents were stored once per shard. A
+    /// resumed run does not mix two formats in one directory.
+    #[serde(default = "first_version")]
+    pub shard_version: u32,
 }
 
-fn first_masking_version() -> u32 {
+fn first_version() -> u32 {
     1
 }
 
@@ -217,6 +222,7 @@ struct ParamsWire<'a> {
     shard_index: usize,
     strict: bool,
     masking_version: u32,
+    shard_version: u32,
 }
 
 impl Serialize for PrepParams {
@@ -244,6 +250,7 @@ impl Serialize for PrepParams {
             shard_index: s.shard_index,
             strict: s.strict,
             masking_version: self.masking_version,
+            shard_version: self.shard_version,
         }
         .serialize(ser)
     }
@@ -283,20 +290,21 @@ mod tests {
             user_dict_sha256: None,
             settings: Settings::default(),
             masking_version: crate::masking::MASKING_VERSION,
+            shard_version: crate::examples::format::IDX_VERSION,
         };
         let json = serde_json::to_string(&p).unwrap();
         assert!(json.starts_with(
             r#"{"vocab_sha256":"ab","do_lower_case":true,"segmenter":"jieba","hmm":true,"user_dict_sha256":null,"doc_sep":"line","text_fields":[],"max_seq_length":512,"#
         ), "{json}");
         assert!(
-            json.ends_with(r#""num_shards":1,"shard_index":0,"strict":false,"masking_version":2}"#),
+            json.ends_with(r#""num_shards":1,"shard_index":0,"strict":false,"masking_version":2,"shard_version":2}"#),
             "{json}"
         );
         let back: PrepParams = serde_json::from_str(&json).unwrap();
         assert_eq!(back, p);
         // A manifest from before the field records the first masking procedure.
-        let old = json.replace(r#","masking_version":2"#, "");
+        let old = json.replace(r#","masking_version":2,"shard_version":2"#, "");
         let back: PrepParams = serde_json::from_str(&old).unwrap();
-        assert_eq!(back.masking_version, 1);
+        assert_eq!((back.masking_version, back.shard_version), (1, 1));
     }
 }

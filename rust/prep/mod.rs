@@ -23,7 +23,7 @@ pub use pipeline::{DocOutput, ExampleSpec, Pipeline};
 
 use crate::corpus::{self, Item, ReaderConfig};
 use crate::error::{Error, IoContext, Result};
-use crate::examples::{Example, InputFile, Manifest, Report, VocabInfo};
+use crate::examples::{InputFile, Manifest, Report, VocabInfo};
 use crate::io::sha256_file;
 use crate::segment::Segmenter;
 use crate::tokenize::{WordPieceTokenizer, U16_VOCAB_LIMIT};
@@ -80,6 +80,7 @@ pub fn build(cfg: &PrepConfig) -> Result<(Pipeline, PrepParams)> {
         user_dict_sha256,
         settings: s.clone(),
         masking_version: crate::masking::MASKING_VERSION,
+        shard_version: crate::examples::format::IDX_VERSION,
     };
     Ok((Pipeline::new(cfg, tok, seg), params))
 }
@@ -180,7 +181,6 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
         t0,
         cls_id: pipeline.tok.cls_id,
         sep_id: pipeline.tok.sep_id,
-        example: Example::default(),
         recycle,
     };
 

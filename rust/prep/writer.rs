@@ -12,7 +12,7 @@ use super::{Processed, Progress};
 use crate::corpus::{Document, Item, SkipReason};
 use crate::error::Result;
 use crate::examples::{
-    write_manifest, Example, InputFile, Manifest, Report, ShardInfo, ShardWriter, VocabInfo,
+    write_manifest, ExampleRef, InputFile, Manifest, Report, ShardInfo, ShardWriter, VocabInfo,
 };
 
 fn reason_name(r: SkipReason) -> &'static str {
@@ -39,8 +39,6 @@ pub(super) struct Writer {
     pub t0: Instant,
     pub cls_id: u32,
     pub sep_id: u32,
-    /// The example being written, reused.
-    pub example: Example,
     /// Where finished document outputs go back to the workers.
     pub recycle: crossbeam_channel::Sender<DocOutput>,
 }
@@ -92,36 +90,55 @@ impl Writer {
                 progress.chars.fetch_add(out.chars, Ordering::Relaxed);
             }
         }
-        let mut ex = std::mem::take(&mut self.example);
-        let r = self.write_examples(doc, &out, skip, &mut ex, progress);
-        self.example = ex;
+        let r = self.write_examples(doc, &out, skip, progress);
         if out.ids.capacity() <= super::RECYCLED_MAX_TOKENS {
             let _ = self.recycle.try_send(out); // full: freed
         }
         r
     }
 
+    /// The document's examples from `skip` on. Its tokens go into a shard once, before
+    /// the first of its examples there (again in the next shard when its examples span
+    /// two); every example refers to its window among them.
     fn write_examples(
         &mut self,
         doc: &Document,
         out: &DocOutput,
         skip: usize,
-        ex: &mut Example,
         progress: &Progress,
     ) -> Result<()> {
+        let mut base: Option<u64> = None;
         for k in skip..out.examples.len() {
-            out.example_into(k, self.cls_id, self.sep_id, doc, ex);
             if self.current.is_none() {
                 self.current = Some(ShardWriter::create(
                     &self.dir,
                     self.shards.len(),
                     self.token_bytes,
+                    self.cls_id,
+                    self.sep_id,
                 )?);
+                base = None;
             }
             let w = self.current.as_mut().unwrap();
-            w.push(ex)?;
+            let start = match base {
+                Some(b) => b,
+                None => *base.insert(w.push_tokens(&out.ids)?),
+            };
+            let spec = &out.examples[k];
+            let positions = &out.masks.positions[spec.masks.clone()];
+            w.push_example(&ExampleRef {
+                start: start + spec.start as u64,
+                len: (spec.end - spec.start) as u32,
+                positions,
+                values: &out.masks.values[spec.masks.clone()],
+                file: doc.file,
+                piece: doc.piece,
+                line: doc.line,
+                window: spec.window,
+                dupe: spec.dupe,
+            })?;
             self.report.examples += 1;
-            self.report.masked_positions += ex.positions.len() as u64;
+            self.report.masked_positions += positions.len() as u64;
             progress.examples.fetch_add(1, Ordering::Relaxed);
             if w.len() >= self.shard_size {
                 let pos = Position {
