@@ -128,16 +128,12 @@ impl Dataset {
             teacher_tail: Vec::new(),
             teacher_counts: Vec::new(),
         };
-        let (mut ids, mut labels) = (Vec::new(), Vec::new());
+        let mut labels = Vec::new();
         for (r, &(k, j)) in located.iter().enumerate() {
             let sh = &self.shards[k];
-            ids.clear();
-            sh.input_ids_into(j, &mut ids);
-            let row = r * width;
-            for (c, &t) in ids.iter().enumerate() {
-                b.input_ids[row + c] = t as i64;
-            }
-            b.attention_mask[row..row + ids.len()].fill(1);
+            let (row, len) = (r * width, sh.input_len(j));
+            sh.input_ids_to(j, &mut b.input_ids[row..row + len]);
+            b.attention_mask[row..row + len].fill(1);
             labels.clear();
             sh.labels_into(j, &mut labels);
             for (&p, &l) in sh.positions(j).iter().zip(&labels) {

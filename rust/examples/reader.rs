@@ -205,24 +205,46 @@ impl Shard {
 
     /// Appends example `i`'s `input_ids` (`[CLS] window [SEP]`, masked) to `out`.
     pub fn input_ids_into(&self, i: usize, out: &mut Vec<u32>) {
-        let (t, tokens) = (self.token_index(), self.all_tokens());
         let start = out.len();
-        match self.lengths() {
-            None => out.extend((t[i] as usize..t[i + 1] as usize).map(|k| tokens.get(k))),
-            Some(len) => {
-                let t0 = t[i] as usize;
-                out.push(self.header.cls_id);
-                match tokens {
-                    Ids::U16(a) => {
-                        out.extend(a[t0..t0 + len[i] as usize].iter().map(|&x| x as u32))
-                    }
-                    Ids::U32(a) => out.extend_from_slice(&a[t0..t0 + len[i] as usize]),
+        out.resize(start + self.input_len(i), 0);
+        self.input_ids_to(i, &mut out[start..]);
+    }
+
+    /// Writes example `i`'s `input_ids` into `out[..input_len(i)]` (e.g. a batch row).
+    pub fn input_ids_to<T: From<u32> + Copy>(&self, i: usize, out: &mut [T]) {
+        let (t, tokens) = (self.token_index(), self.all_tokens());
+        let (t0, n) = match self.lengths() {
+            None => (t[i] as usize, (t[i + 1] - t[i]) as usize),
+            Some(len) => (t[i] as usize, len[i] as usize),
+        };
+        let v1 = self.lengths().is_none();
+        let body = if v1 {
+            &mut out[..n]
+        } else {
+            &mut out[1..n + 1]
+        };
+        match tokens {
+            Ids::U16(a) => {
+                for (o, &x) in body.iter_mut().zip(&a[t0..t0 + n]) {
+                    *o = T::from(x as u32);
                 }
-                out.push(self.header.sep_id);
-                let (mo, values) = (self.mask_offsets(), self.all_masked_ids());
-                for m in mo[i] as usize..mo[i + 1] as usize {
-                    out[start + self.all_positions()[m] as usize] = values.get(m);
+            }
+            Ids::U32(a) => {
+                for (o, &x) in body.iter_mut().zip(&a[t0..t0 + n]) {
+                    *o = T::from(x);
                 }
+            }
+        }
+        if !v1 {
+            out[0] = T::from(self.header.cls_id);
+            out[n + 1] = T::from(self.header.sep_id);
+            let (mo, values, pos) = (
+                self.mask_offsets(),
+                self.all_masked_ids(),
+                self.all_positions(),
+            );
+            for m in mo[i] as usize..mo[i + 1] as usize {
+                out[pos[m] as usize] = T::from(values.get(m));
             }
         }
     }
