@@ -173,31 +173,19 @@ def test_rerun_policy(tmp_path, corpus, vocab_file):
     assert other["shards"][0]["bin_sha256"] != first["shards"][0]["bin_sha256"]
 
 
-def test_output_of_the_first_masking_procedure_is_not_mixed_in(tmp_path, corpus, vocab_file):
-    # A run finished before masking_version 2 (its manifest has no such field) is another
-    # run's output: resuming into it would mix two maskings.
+@pytest.mark.parametrize("field", ["masking_version", "shard_version"])
+def test_output_of_a_first_version_is_not_mixed_in(tmp_path, corpus, vocab_file, field):
+    # A run finished before masking_version 2 (the lazily drawn order) or shard_version 2
+    # (documents stored once per shard) has no such field in its manifest: it is another
+    # run's output, and resuming into it would mix two maskings or two shard formats.
     out = tmp_path / "ex"
     run_prep([corpus], out, vocab_file)
     path = out / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    assert manifest["params"]["masking_version"] == 2
-    del manifest["params"]["masking_version"]
+    assert manifest["params"][field] == 2
+    del manifest["params"][field]
     path.write_text(json.dumps(manifest), encoding="utf-8")
-    with pytest.raises(wwm_distill.WwmDistillError, match=r"masking_version: 1 → 2.*--overwrite"):
-        run_prep([corpus], out, vocab_file)
-
-
-def test_output_of_the_first_shard_format_is_not_mixed_in(tmp_path, corpus, vocab_file):
-    # Shards of format version 1 (a manifest without shard_version) are not resumed into:
-    # one directory holds one format.
-    out = tmp_path / "ex"
-    run_prep([corpus], out, vocab_file)
-    path = out / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    assert manifest["params"]["shard_version"] == 2
-    del manifest["params"]["shard_version"]
-    path.write_text(json.dumps(manifest), encoding="utf-8")
-    with pytest.raises(wwm_distill.WwmDistillError, match=r"shard_version: 1 → 2.*--overwrite"):
+    with pytest.raises(wwm_distill.WwmDistillError, match=rf"{field}: 1 → 2.*--overwrite"):
         run_prep([corpus], out, vocab_file)
 
 
