@@ -238,5 +238,24 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("checksum"), "{e}");
+
+        // Version 2's references are checked at open: a window past the tokens, a masked
+        // position on [CLS] or past the window. Errors, never a panic on reading.
+        let h = format::IdxHeader::decode(&d).unwrap();
+        let good = d.clone();
+        let length = h.u32_column(format::LENGTH).start;
+        d[length..length + 4].copy_from_slice(&(h.n_tokens as u32 + 1).to_le_bytes());
+        std::fs::write(&idx, &d).unwrap();
+        let e = Shard::open(dir.path(), "examples-00000").err().unwrap();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        let pos = h.positions().start;
+        for bad in [0u16, 19] {
+            let mut b = data.clone();
+            b[pos..pos + 2].copy_from_slice(&bad.to_le_bytes());
+            std::fs::write(&bin, &b).unwrap();
+            std::fs::write(&idx, &good).unwrap();
+            let e = Shard::open(dir.path(), "examples-00000").err().unwrap();
+            assert!(e.to_string().contains("example 0"), "{e}");
+        }
     }
 }
