@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wwm_distill
+from reference import write_version_1  # tests/reference.py
 from wwm_distill import _core
 from wwm_distill.data import Examples, prepare
 
@@ -424,3 +425,63 @@ def test_50mb_line_bounded_memory(tmp_path, vocab_file, zh_docs):
     # bounded: tokenizing the 50 MB document whole would take > 1.5 GB (encodings and
     # alignments of 17 M tokens); in pieces it stays near 250 MB
     assert peak_mb < 800
+
+
+def test_document_tokens_shared_across_shards_pieces_and_cut_windows(tmp_path, corpus, vocab_file):
+    # Format 2 stores a document's tokens once per shard and its examples as windows into
+    # them. Exercised where that is hardest: uint32 ids (a vocabulary over 65,536
+    # entries), long documents cut into pieces, windows cut short, and shards so small
+    # that a document's examples span several of them (its tokens stored in each).
+    vocab = tmp_path / "vocab.txt"
+    words = vocab_file.read_text(encoding="utf-8").splitlines()
+    extra = [f"[extra{i}]" for i in range(70_000 - len(words))]
+    vocab.write_text("\n".join(words + extra) + "\n", encoding="utf-8")
+    lines = [t for t in corpus.read_text(encoding="utf-8").splitlines() if t.strip()]
+    long_docs = tmp_path / "long.txt"
+    long_docs.write_text("\n".join("".join(lines[i::3]) for i in range(3)) + "\n", "utf-8")
+    params = dict(SMALL, short_seq_prob=0.3, max_doc_chars=1000, shard_size=37, dupe_factor=3)
+    m = run_prep([long_docs], tmp_path / "ex", vocab, **params)
+    assert m["vocab"]["token_bytes"] == 4 and len(m["shards"]) > 5
+    assert m["report"]["long_document_pieces"] > 0
+    ex = Examples(tmp_path / "ex", verify=True)
+    cls_id, sep_id = m["vocab"]["cls_id"], m["vocab"]["sep_id"]
+    # a piece's tokens are stored once in each shard that holds examples of it: all its
+    # windows there start at one base
+    assert m["tokens"] > m["report"]["tokens"]  # pieces span shards: stored in each
+    for sh in ex.shards:
+        base: dict[tuple, set[int]] = {}
+        for j in range(len(sh)):
+            key = (int(sh.file[j]), int(sh.line[j]), int(sh.piece[j]))
+            start = int(sh.token_index[j]) - int(sh.window[j]) * SMALL["doc_stride"]
+            base.setdefault(key, set()).add(start)
+        assert all(len(b) == 1 for b in base.values()), sh.name
+    windows: dict[tuple, np.ndarray] = {}
+    cut = 0
+    for i in range(len(ex)):
+        e = ex[i]
+        inp, pos = e["input_ids"], e["masked_positions"].astype(np.int64)
+        assert inp.dtype == np.uint32 and inp[0] == cls_id and inp[-1] == sep_id
+        window = inp.copy()
+        window[pos] = e["masked_labels"]
+        key = (e["file"], e["line"], e["piece"], e["window"])
+        # every masking of a window holds the same tokens
+        assert np.array_equal(windows.setdefault(key, window), window), key
+        cut += len(window) - 2 < SMALL["max_seq_length"] - 2
+    # overlapping windows of a piece agree on the tokens they share
+    stride, overlaps = SMALL["doc_stride"], 0
+    for (f, line, piece, w), a in windows.items():
+        b = windows.get((f, line, piece, w + 1))
+        shared = min(len(a) - 2 - stride, len(b) - 2) if b is not None else 0  # a may be cut
+        if shared > 0:
+            assert np.array_equal(a[1 + stride : 1 + stride + shared], b[1 : 1 + shared])
+            overlaps += 1
+    assert cut > 0 and overlaps > 100
+    # the same examples through the version-1 layout
+    old = tmp_path / "v1"
+    shutil.copytree(tmp_path / "ex", old)
+    write_version_1(old)
+    v1 = Examples(old, verify=True)
+    for i in range(0, len(ex), 7):
+        a, b = ex[i], v1[i]
+        for k in ("input_ids", "masked_positions", "masked_labels"):
+            assert np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype, k
