@@ -212,18 +212,17 @@ impl Shard {
 
     /// Writes example `i`'s `input_ids` into `out[..input_len(i)]` (e.g. a batch row).
     pub fn input_ids_to<T: From<u32> + Copy>(&self, i: usize, out: &mut [T]) {
-        let (t, tokens) = (self.token_index(), self.all_tokens());
-        let (t0, n) = match self.lengths() {
-            None => (t[i] as usize, (t[i + 1] - t[i]) as usize),
-            Some(len) => (t[i] as usize, len[i] as usize),
-        };
-        let v1 = self.lengths().is_none();
-        let body = if v1 {
-            &mut out[..n]
+        let t0 = self.token_index()[i] as usize;
+        // Version 1 stores the whole masked sequence; version 2 the window between
+        // [CLS] and [SEP], unmasked.
+        let v2 = self.lengths().is_some();
+        let (first, n) = if v2 {
+            (1, self.input_len(i) - 2)
         } else {
-            &mut out[1..n + 1]
+            (0, self.input_len(i))
         };
-        match tokens {
+        let body = &mut out[first..first + n];
+        match self.all_tokens() {
             Ids::U16(a) => {
                 for (o, &x) in body.iter_mut().zip(&a[t0..t0 + n]) {
                     *o = T::from(x as u32);
@@ -235,31 +234,28 @@ impl Shard {
                 }
             }
         }
-        if !v1 {
+        if v2 {
             out[0] = T::from(self.header.cls_id);
             out[n + 1] = T::from(self.header.sep_id);
-            let (mo, values, pos) = (
-                self.mask_offsets(),
-                self.all_masked_ids(),
-                self.all_positions(),
-            );
-            for m in mo[i] as usize..mo[i + 1] as usize {
-                out[pos[m] as usize] = T::from(values.get(m));
+            let (m0, values) = (self.mask_offsets()[i] as usize, self.all_masked_ids());
+            for (m, &p) in (m0..).zip(self.positions(i)) {
+                out[p as usize] = T::from(values.get(m));
             }
         }
     }
 
     /// Appends example `i`'s labels (the original ids at its masked positions) to `out`.
     pub fn labels_into(&self, i: usize, out: &mut Vec<u32>) {
-        let (mo, ids) = (self.mask_offsets(), self.all_masked_ids());
-        let masked = mo[i] as usize..mo[i + 1] as usize;
-        match self.lengths() {
-            None => out.extend(masked.map(|m| ids.get(m))),
-            Some(_) => {
-                let (t0, tokens) = (self.token_index()[i] as usize, self.all_tokens());
-                let pos = self.all_positions();
-                out.extend(masked.map(|m| tokens.get(t0 + pos[m] as usize - 1)));
-            }
+        if self.lengths().is_none() {
+            let (mo, labels) = (self.mask_offsets(), self.all_masked_ids());
+            out.extend((mo[i] as usize..mo[i + 1] as usize).map(|m| labels.get(m)));
+        } else {
+            let (t0, tokens) = (self.token_index()[i] as usize, self.all_tokens());
+            out.extend(
+                self.positions(i)
+                    .iter()
+                    .map(|&p| tokens.get(t0 + p as usize - 1)),
+            );
         }
     }
 
