@@ -66,8 +66,10 @@ def assembly_rate(ex: Examples, batches: list[list[int]]) -> float:
 def measure(name: str, src: Path, vocab: Path, scratch: Path, repeat: int) -> dict:
     v2 = scratch / f"{name}-v2"
     v1 = scratch / f"{name}-v1"
-    exe = Path(sys.executable).parent / "distill-prep"
-    cmd = [str(exe), "--vocab", str(vocab), "--out", str(v2), "--workers", "2", "--overwrite"]
+    exe = common.find_distill_prep()
+    if exe is None:
+        raise SystemExit("distill-prep not found (make install)")
+    cmd = [exe, "--vocab", str(vocab), "--out", str(v2), "--workers", "2", "--overwrite"]
     subprocess.run([*cmd, "--quiet", str(src)], check=True)
     shutil.rmtree(v1, ignore_errors=True)
     shutil.copytree(v2, v1)

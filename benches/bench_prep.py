@@ -110,13 +110,6 @@ def count_chars(path: Path) -> int:
     return sum(map(len, documents(path)))
 
 
-def find_distill_prep(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit
-    beside = Path(sys.executable).parent / "distill-prep"
-    return str(beside) if beside.is_file() else shutil.which("distill-prep")
-
-
 def run_ours(exe: str, vocab: Path, src: Path, workers: int, scratch: Path, label: str) -> Run:
     """One ``distill-prep`` run into a scratch directory that is deleted afterwards."""
     out = Path(tempfile.mkdtemp(prefix="ours-", dir=scratch))
@@ -485,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     main_corpus = sized(args.corpus_mb)
     print(f"corpus {main_corpus} ({count_chars(main_corpus):,} chars)", flush=True)
 
-    exe = find_distill_prep(args.distill_prep)
+    exe = common.find_distill_prep(args.distill_prep)
     ref_corpus = sized(args.reference_mb)
     if exe is None:
         print("note: distill-prep not found; measuring the reference only")

@@ -6,6 +6,7 @@ they measure on: ``import corpus`` (``scripts/corpus.py``) after ``import common
 from __future__ import annotations
 
 import platform
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -46,3 +47,12 @@ def bert(vocab: int, layers: int, hidden: int, heads: int, max_len: int):
         max_position_embeddings=max_len,
     )
     return transformers.BertForMaskedLM(cfg)
+
+
+def find_distill_prep(explicit: str | None = None) -> str | None:
+    """The ``distill-prep`` executable: `explicit`, else the one beside this Python, else
+    PATH's (None if there is none)."""
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "distill-prep"
+    return str(beside) if beside.is_file() else shutil.which("distill-prep")
