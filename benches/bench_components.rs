@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use wwm_distill::corpus::Document;
-use wwm_distill::prep::pipeline::Pipeline;
+use wwm_distill::prep::pipeline::{DocOutput, Pipeline};
 use wwm_distill::prep::PrepConfig;
 use wwm_distill::segment::Segmenter;
 use wwm_distill::tokenize::WordPieceTokenizer;
@@ -86,9 +86,16 @@ fn measure(
             bad_utf8_lines: 0,
         })
         .collect();
+    // As a worker does: each document's output buffers are handed back for the next one.
+    let mut reuse = Some(DocOutput::default());
     timed("process", &mut || {
         docs.iter()
-            .map(|d| Ok(pipeline.process(d)?.examples.len()))
+            .map(|d| {
+                let out = pipeline.process_reusing(d, reuse.take().unwrap_or_default())?;
+                let n = out.examples.len();
+                reuse = Some(out);
+                Ok(n)
+            })
             .sum()
     })?;
     std::hint::black_box(count);

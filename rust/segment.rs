@@ -7,7 +7,7 @@ use std::path::Path;
 use jieba_rs::Jieba;
 
 use crate::error::{Error, Result};
-use crate::tokenize::{decode_utf8_at, is_cjk_code, WordPieceTokenizer};
+use crate::tokenize::{is_cjk_code, next_char, WordPieceTokenizer};
 
 pub enum Segmenter {
     /// jieba-rs with its default dictionary (plus an optional user dictionary).
@@ -101,30 +101,20 @@ pub fn continuation_marks_into(
             t += 1;
         }
         // The word's tokens are exactly its characters, in order, each CJK: token k
-        // starts where token k - 1 ended and spans one CJK character (3 or 4 bytes).
-        let mut pos = ws;
-        let mut k = t;
+        // spans the word's k-th character.
+        let (mut pos, mut k) = (ws, t);
         while pos < we {
-            match offsets.get(k) {
-                Some(&(s, e)) if s == pos && e <= we && is_one_cjk_char(bytes, s, e) => {
-                    pos = e;
-                    k += 1;
-                }
-                _ => break,
+            let (c, end) = next_char(bytes, pos);
+            if !is_cjk_code(c) || offsets.get(k) != Some(&(pos, end)) {
+                break;
             }
+            pos = end;
+            k += 1;
         }
         if pos == we {
             marks[t + 1..k].fill(true);
         }
     }
-}
-
-/// Whether bytes `s..e` of valid UTF-8 `bytes` (a token, on character boundaries) are
-/// exactly one CJK character ([`is_cjk`](crate::tokenize::is_cjk)).
-#[inline]
-fn is_one_cjk_char(bytes: &[u8], s: usize, e: usize) -> bool {
-    let (c, end) = decode_utf8_at(bytes, s);
-    end == e && is_cjk_code(c)
 }
 
 #[cfg(test)]

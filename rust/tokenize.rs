@@ -287,13 +287,13 @@ impl WordPieceTokenizer {
     ) -> Result<()> {
         // Start of the text not tokenized yet: what lies between two alone characters.
         let mut pending = 0usize;
-        let bytes = text.as_bytes();
         // Chinese text: about one token per 3 bytes.
-        ids.reserve(bytes.len() / 3 + 1);
-        offsets.reserve(bytes.len() / 3 + 1);
+        ids.reserve(text.len() / 3 + 1);
+        offsets.reserve(text.len() / 3 + 1);
+        let bytes = text.as_bytes();
         let mut i = 0usize;
         while i < bytes.len() {
-            let (c, end) = decode_utf8_at(bytes, i);
+            let (c, end) = next_char(bytes, i);
             let id = self.alone_id_of(c);
             if id != FALLBACK {
                 if pending < i {
@@ -436,23 +436,25 @@ impl WordPieceTokenizer {
     }
 }
 
-/// The code point of the character starting at byte `i` of valid UTF-8 `b`, and the byte
-/// after it (what `char_indices` yields, with the lead byte telling the length).
+/// The code point of the character starting at byte `i` of valid UTF-8 `b` (a character
+/// boundary), and the byte after it. The 3-byte form (every CJK character of the BMP)
+/// comes first and costs one bounds check.
 #[inline(always)]
-pub(crate) fn decode_utf8_at(b: &[u8], i: usize) -> (u32, usize) {
+pub(crate) fn next_char(b: &[u8], i: usize) -> (u32, usize) {
     let b0 = b[i] as u32;
-    let cont = |k: usize| b[i + k] as u32 & 0x3F;
     if b0 < 0x80 {
-        (b0, i + 1)
-    } else if b0 < 0xE0 {
-        (((b0 & 0x1F) << 6) | cont(1), i + 2)
-    } else if b0 < 0xF0 {
-        (((b0 & 0x0F) << 12) | (cont(1) << 6) | cont(2), i + 3)
-    } else {
-        (
-            ((b0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
+        return (b0, i + 1);
+    }
+    let cont = |x: u8| x as u32 & 0x3F;
+    match b.get(i..i + 3) {
+        Some(&[_, b1, b2]) if (0xE0..0xF0).contains(&b0) => {
+            (((b0 & 0x0F) << 12) | (cont(b1) << 6) | cont(b2), i + 3)
+        }
+        _ if b0 < 0xE0 => (((b0 & 0x1F) << 6) | cont(b[i + 1]), i + 2),
+        _ => (
+            ((b0 & 0x07) << 18) | (cont(b[i + 1]) << 12) | (cont(b[i + 2]) << 6) | cont(b[i + 3]),
             i + 4,
-        )
+        ),
     }
 }
 
@@ -507,6 +509,18 @@ pub(crate) mod tests {
             tokens.push(s.to_string());
         }
         WordPieceTokenizer::from_tokens(tokens, true, PathBuf::from("test-vocab")).unwrap()
+    }
+
+    #[test]
+    fn next_char_decodes_every_code_point_as_std_does() {
+        // Every scalar value, each between ASCII neighbours and at the very end of a text
+        // (the 3-byte form's one bounds check must not read past it).
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            for text in [format!("a{c}b"), format!("a{c}")] {
+                let b = text.as_bytes();
+                assert_eq!(next_char(b, 1), (c as u32, 1 + c.len_utf8()), "{c:?}");
+            }
+        }
     }
 
     #[test]
