@@ -341,6 +341,17 @@ def render(
             f"one-worker run spends {one.wall_s - comp['process_s']:.2f} s more (start-up, "
             "reading, writing, hand-offs)."
         )
+    if one and one.report.get("work_s"):
+        # The run's own account (its report): what a one-worker run is made of.
+        r = one.report
+        rest = one.wall_s - r["setup_s"] - r["work_s"]
+        lines.append(
+            f"Inside that one-worker run (its report): setup {r['setup_s']:.2f} s (vocabulary "
+            f"and jieba-rs's dictionary), the worker on the documents {r['work_s']:.2f} s"
+            + (f" (bench_components: {comp['process_s']:.2f} s)" if comp else "")
+            + f", the rest of its {one.wall_s:.2f} s {rest:.2f} s (interpreter, first batch, "
+            "last shard, exit)."
+        )
     if startup and one and most and most is not one:
         # The serial part (interpreter, imports, dictionaries) bounds the scaling of a short
         # run: what the workers add beyond it scales by (T1 - S) / (T2 - S).

@@ -147,6 +147,12 @@ def test_deterministic_across_workers_and_distinct_streams(tmp_path, corpus, voc
     assert len(a["shards"]) > 1
     assert [s["bin_sha256"] for s in a["shards"]] == [s["bin_sha256"] for s in b["shards"]]
     assert [s["idx_sha256"] for s in a["shards"]] == [s["idx_sha256"] for s in b["shards"]]
+    # where the time went: setup, then the workers' per-document work, which one worker
+    # does within the rest of the run and two within twice that
+    for m, workers in ((a, 1), (b, 2)):
+        r = m["report"]
+        assert 0 < r["setup_s"] < r["elapsed_s"]
+        assert 0 < r["work_s"] <= workers * (r["elapsed_s"] - r["setup_s"])
     # two files with the same text: never the same random stream
     twin = tmp_path / "twin"
     twin.mkdir()

@@ -59,6 +59,15 @@ pub struct Report {
     pub masked_positions: u64,
     pub elapsed_s: f64,
     pub chars_per_s: f64,
+    /// Seconds from the start of a run until its workers could begin: the vocabulary and
+    /// jieba-rs's dictionary built, inputs and output directory checked (summed over
+    /// resumed runs).
+    #[serde(default)]
+    pub setup_s: f64,
+    /// Seconds the workers spent on the documents (segment, tokenize, mask), summed over
+    /// workers: `work_s / (elapsed_s - setup_s)` is how busy they were.
+    #[serde(default)]
+    pub work_s: f64,
 }
 
 impl Report {
@@ -79,7 +88,8 @@ impl Report {
     }
 
     /// Adds the counts of `other` (a document of this run, or another machine's run):
-    /// sums, the first listed records, and the longer of the two elapsed times. The one
+    /// sums (`work_s` too), the first listed records, and the longer of the two elapsed
+    /// and setup times. The one
     /// arithmetic prep (per document) and merge (per run) use.
     pub fn add(&mut self, other: &Report) {
         self.documents_read += other.documents_read;
@@ -100,6 +110,8 @@ impl Report {
         self.examples += other.examples;
         self.masked_positions += other.masked_positions;
         self.elapsed_s = self.elapsed_s.max(other.elapsed_s);
+        self.setup_s = self.setup_s.max(other.setup_s);
+        self.work_s += other.work_s;
     }
 
     /// `unk_rate` from the counts.
@@ -214,7 +226,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn report_add_sums_lists_at_most_max_and_keeps_the_longest_time() {
+    fn report_add_sums_lists_at_most_max_and_keeps_the_longest_times() {
         let mut a = Report {
             tokens: 10,
             unk_tokens: 1,
@@ -224,9 +236,13 @@ mod tests {
         for i in 0..15 {
             a.add_skipped("malformed_json", format!("a:{i}"), 1);
         }
+        a.setup_s = 0.5;
+        a.work_s = 2.0;
         let mut b = a.clone();
         b.elapsed_s = 5.0;
+        b.setup_s = 0.25;
         a.add(&b);
+        assert_eq!((a.setup_s, a.work_s), (0.5, 4.0));
         assert_eq!(a.tokens, 20);
         assert_eq!(a.documents_read, 30);
         assert_eq!(a.invalid_utf8_lines, 30);

@@ -160,6 +160,7 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
         strict: cfg.settings.strict,
     };
 
+    report.setup_s += t0.elapsed().as_secs_f64();
     let (to_pool, from_reader) = crossbeam_channel::bounded::<Result<Msg>>(2);
     // Document outputs go back from the writer to the workers for reuse.
     let (recycle, recycled) = crossbeam_channel::bounded::<DocOutput>(RECYCLED_OUTPUTS);

@@ -52,6 +52,8 @@ pub struct DocOutput {
     pub tokens: u64,
     pub unk: u64,
     pub windows: u64,
+    /// Seconds this document took (the report's `work_s`).
+    pub work_s: f64,
 }
 
 impl DocOutput {
@@ -165,7 +167,10 @@ impl Pipeline {
     /// [`process`](Self::process) into the buffers of an earlier document's output (the
     /// writer hands them back): no allocation or fresh memory per document once warm.
     pub fn process_reusing(&self, doc: &Document, out: DocOutput) -> Result<DocOutput> {
-        SCRATCH.with(|s| self.process_with(doc, out, &mut s.borrow_mut()))
+        let t = std::time::Instant::now();
+        let mut out = SCRATCH.with(|s| self.process_with(doc, out, &mut s.borrow_mut()))?;
+        out.work_s = t.elapsed().as_secs_f64();
+        Ok(out)
     }
 
     fn process_with(

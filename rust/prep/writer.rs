@@ -84,6 +84,7 @@ impl Writer {
                     tokens: out.tokens,
                     unk_tokens: out.unk,
                     windows: out.windows,
+                    work_s: out.work_s,
                     ..Report::default()
                 });
                 progress.documents.fetch_add(1, Ordering::Relaxed);

@@ -123,7 +123,8 @@ def format_report(manifest: dict) -> str:
         f"examples          {r['examples']:,} in {len(manifest['shards'])} shard(s)",
         f"masked positions  {r['masked_positions']:,}",
         f"invalid UTF-8     {r['invalid_utf8_lines']:,} line(s) replaced",
-        f"time              {r['elapsed_s']:.1f} s ({r['chars_per_s'] / 1e6:.2f} M chars/s)",
+        f"time              {r['elapsed_s']:.1f} s ({r['chars_per_s'] / 1e6:.2f} M chars/s; "
+        f"setup {r.get('setup_s', 0):.2f} s, workers busy {r.get('work_s', 0):.1f} s)",
     ]
     if r["long_document_pieces"]:
         lines.append(f"long documents    cut into {r['long_document_pieces']:,} extra piece(s)")
