@@ -3,6 +3,7 @@ scale-out merge, the Examples reader and bad input."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
@@ -144,12 +145,16 @@ def test_windows_cover_each_document(tmp_path, corpus, vocab_file, text_pipeline
 def test_deterministic_across_workers_and_distinct_streams(tmp_path, corpus, vocab_file):
     a = run_prep([corpus], tmp_path / "w1", vocab_file, workers=1, shard_size=300)
     b = run_prep([corpus], tmp_path / "w2", vocab_file, workers=2, shard_size=300)
+    # one document per chunk, three workers: chunks finish out of order, the writer puts
+    # them back in order
+    c = run_prep([corpus], tmp_path / "w3", vocab_file, workers=3, shard_size=300, chunk_bytes=1)
     assert len(a["shards"]) > 1
-    assert [s["bin_sha256"] for s in a["shards"]] == [s["bin_sha256"] for s in b["shards"]]
-    assert [s["idx_sha256"] for s in a["shards"]] == [s["idx_sha256"] for s in b["shards"]]
+    for other in (b, c):
+        assert [s["bin_sha256"] for s in a["shards"]] == [s["bin_sha256"] for s in other["shards"]]
+        assert [s["idx_sha256"] for s in a["shards"]] == [s["idx_sha256"] for s in other["shards"]]
     # where the time went: setup, then the workers' per-document work, which one worker
     # does within the rest of the run and two within twice that
-    for m, workers in ((a, 1), (b, 2)):
+    for m, workers in ((a, 1), (b, 2), (c, 3)):
         r = m["report"]
         assert 0 < r["setup_s"] < r["elapsed_s"]
         assert 0 < r["work_s"] <= workers * (r["elapsed_s"] - r["setup_s"])
@@ -341,6 +346,33 @@ def test_malformed_json_and_invalid_utf8(tmp_path, vocab_file, zh_docs):
     path.write_bytes(b"\n".join(lines) + b"\n")
     proc = cli("--vocab", vocab_file, "--out", tmp_path / "s2", "--strict", "--quiet", path)
     assert_clean_error(proc, f"{path}:4", "invalid UTF-8")
+
+
+def test_a_failure_midway_stops_in_input_order_and_keeps_what_was_written(
+    tmp_path, vocab_file, zh_docs
+):
+    # Many chunks (one document each) over three workers: the chunks after the bad line
+    # may be done first, but the writer stops at the bad line, with every shard closed
+    # before it on disk and in progress.json.
+    good = [d for d in zh_docs if len(d) >= 20]
+    docs = [good[i % len(good)] for i in range(120)]
+    lines = [json.dumps({"text": d}, ensure_ascii=False) for d in docs]
+    bad = 90
+    lines.insert(bad - 1, '{"text": "broken')
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "ex"
+    opts = dict(workers=3, chunk_bytes=1, shard_size=40, strict=True, **SMALL)
+    with pytest.raises(wwm_distill.WwmDistillError, match=f"{path}:{bad}"):
+        run_prep([path], out, vocab_file, **opts)
+    progress = json.loads((out / "progress.json").read_text(encoding="utf-8"))
+    assert progress["shards"] and not (out / "manifest.json").exists()
+    assert progress["position"]["line"] < bad
+    for shard in progress["shards"]:
+        for kind in ("bin", "idx"):
+            data = (out / f"{shard['name']}.{kind}").read_bytes()
+            assert len(data) == shard[f"{kind}_bytes"]
+            assert hashlib.sha256(data).hexdigest() == shard[f"{kind}_sha256"]
 
 
 def test_compressed_inputs_and_google_format(tmp_path, vocab_file, zh_docs):

@@ -75,6 +75,7 @@ class PrepConfig:
         shard_index: int = 0,
         strict: bool = False,
         workers: int = 0,
+        chunk_bytes: int = 262144,
         overwrite: bool = False,
     ) -> PrepConfig: ...
     @staticmethod

@@ -49,6 +49,7 @@ impl PyPrepConfig {
         shard_index=defaults::SHARD_INDEX,
         strict=defaults::STRICT,
         workers=defaults::WORKERS,
+        chunk_bytes=defaults::CHUNK_BYTES,
         overwrite=defaults::OVERWRITE,
     ))]
     // The same defaults, spelled out for `inspect.signature` and the stub (a test checks
@@ -59,7 +60,7 @@ impl PyPrepConfig {
         doc_stride=256, dupe_factor=5, max_predictions_per_seq=20, masked_lm_prob=0.15, \
         short_seq_prob=0.0, min_chars=20, max_doc_chars=1000000, seed=12345, \
         shard_size=65536, num_shards=1, shard_index=0, strict=False, workers=0, \
-        overwrite=False)"
+        chunk_bytes=262144, overwrite=False)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -86,6 +87,7 @@ impl PyPrepConfig {
         shard_index: usize,
         strict: bool,
         workers: usize,
+        chunk_bytes: usize,
         overwrite: bool,
     ) -> PyResult<Self> {
         let doc_sep = DocSep::parse(doc_sep).ok_or_else(|| {
@@ -98,6 +100,7 @@ impl PyPrepConfig {
             do_lower_case,
             user_dict,
             workers,
+            chunk_bytes,
             overwrite,
             settings: Settings {
                 segmenter: segmenter.to_string(),
@@ -146,6 +149,7 @@ impl PyPrepConfig {
         let settings = to_python(py, &c.settings)?;
         d.update(settings.downcast::<pyo3::types::PyMapping>()?)?;
         d.set_item("workers", c.workers)?;
+        d.set_item("chunk_bytes", c.chunk_bytes)?;
         d.set_item("overwrite", c.overwrite)?;
         Ok(d)
     }

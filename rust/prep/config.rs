@@ -31,6 +31,8 @@ pub mod defaults {
     pub const STRICT: bool = false;
     /// Worker threads; 0 = one per core.
     pub const WORKERS: usize = 0;
+    /// Text per chunk a worker takes at a time (the output does not depend on it).
+    pub const CHUNK_BYTES: usize = 256 << 10;
     pub const OVERWRITE: bool = false;
 }
 
@@ -83,6 +85,10 @@ impl Default for Settings {
     }
 }
 
+fn chunk_bytes_default() -> usize {
+    defaults::CHUNK_BYTES
+}
+
 /// Everything `distill-prep` takes.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +103,8 @@ pub struct PrepConfig {
     pub user_dict: Option<PathBuf>,
     #[serde(default)]
     pub workers: usize,
+    #[serde(default = "chunk_bytes_default")]
+    pub chunk_bytes: usize,
     #[serde(default)]
     pub overwrite: bool,
     #[serde(flatten)]
@@ -113,6 +121,7 @@ impl PrepConfig {
             do_lower_case: None,
             user_dict: None,
             workers: defaults::WORKERS,
+            chunk_bytes: defaults::CHUNK_BYTES,
             overwrite: defaults::OVERWRITE,
             settings: Settings::default(),
         }
@@ -124,6 +133,9 @@ impl PrepConfig {
         let s = &self.settings;
         if self.inputs.is_empty() {
             return bad("no input files given".into());
+        }
+        if self.chunk_bytes == 0 {
+            return bad("--chunk-bytes must be at least 1".into());
         }
         if !(3..=65535).contains(&s.max_seq_length) {
             return bad(format!(

@@ -1,9 +1,12 @@
 //! `distill-prep`: corpus → whole-word-masked example shards, in parallel, streaming,
 //! deterministic for a seed whatever the number of workers, resumable after a crash.
 //!
-//! Threads: a reader (decompress, split documents, parse JSON) feeds batches to the
-//! rayon pool ([`pipeline`]: segment, tokenize, window, mask), whose ordered results go to
-//! a writer ([`writer`]: shards, progress records, manifest). Bounded channels keep memory
+//! Threads: a reader (decompress, split documents, parse JSON) numbers chunks of
+//! documents in input order; whichever worker is free takes the next one ([`pipeline`]:
+//! segment, tokenize, window, mask) and hands its results to a writer ([`writer`]: shards,
+//! progress records, manifest), which puts them back in input order. No worker waits for
+//! another: there is no barrier per chunk. A chunk holds a ticket from the moment a worker
+//! takes it until it is written, so at most a fixed number are in flight and memory stays
 //! flat. Options: [`config`]; restarting after a crash: [`resume`].
 
 pub mod config;
@@ -11,12 +14,13 @@ pub mod pipeline;
 pub mod resume;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rayon::prelude::*;
+use crossbeam_channel::{Receiver, Sender};
 
 pub use config::{defaults, PrepConfig, PrepParams, Settings};
 pub use pipeline::{DocOutput, ExampleSpec, Pipeline};
@@ -30,9 +34,12 @@ use crate::tokenize::{WordPieceTokenizer, U16_VOCAB_LIMIT};
 use resume::{inspect_out_dir, Position, Start};
 use writer::Writer;
 
-/// A batch handed to the worker pool ends after this many bytes of text or items.
-const BATCH_BYTES: usize = 1 << 20;
-const BATCH_ITEMS: usize = 4096;
+/// A chunk handed to a worker ends after `chunk_bytes` of text (an option) or this many
+/// items.
+const CHUNK_ITEMS: usize = 1024;
+/// Chunks in flight (taken by a worker, not yet written) per worker: room for the
+/// workers to run ahead of a slow chunk or of the writer closing a shard.
+const IN_FLIGHT_PER_WORKER: usize = 4;
 /// Document outputs kept for reuse: at most this many…
 const RECYCLED_OUTPUTS: usize = 256;
 /// … each holding at most this many tokens' worth of buffers (larger ones are freed).
@@ -110,6 +117,10 @@ struct Processed {
     output: Option<DocOutput>,
 }
 
+/// What a worker hands to the writer for one chunk: its items processed, and the inputs
+/// read to the end with their sha256.
+type ChunkResult = Result<(Vec<Processed>, Vec<(u32, String)>)>;
+
 /// Runs `distill-prep`. Returns the manifest (also written to `out/manifest.json`).
 pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
     let t0 = Instant::now();
@@ -148,10 +159,6 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
     } else {
         cfg.workers
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start {workers} workers: {e}")))?;
     let reader_cfg = ReaderConfig {
         doc_sep: cfg.settings.doc_sep,
         text_fields: cfg.settings.text_fields.clone(),
@@ -161,11 +168,19 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
     };
 
     report.setup_s += t0.elapsed().as_secs_f64();
-    let (to_pool, from_reader) = crossbeam_channel::bounded::<Result<Msg>>(2);
+    let (to_workers, from_reader) = crossbeam_channel::bounded::<(u64, Result<Msg>)>(2 * workers);
+    // Tickets: a worker takes one before a chunk; the writer gives it back once the chunk
+    // is written.
+    let in_flight = IN_FLIGHT_PER_WORKER * workers;
+    let (tickets_back, tickets) = crossbeam_channel::bounded::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = tickets_back.send(()); // room for all of them
+    }
+    let (to_writer, from_workers) = crossbeam_channel::unbounded::<(u64, ChunkResult)>();
     // Document outputs go back from the writer to the workers for reuse.
     let (recycle, recycled) = crossbeam_channel::bounded::<DocOutput>(RECYCLED_OUTPUTS);
-    let (to_writer, from_pool) =
-        crossbeam_channel::bounded::<(Vec<Processed>, Vec<(u32, String)>)>(2);
+    // Set when any thread fails or is cancelled: the others stop at their next chunk.
+    let stop = AtomicBool::new(false);
 
     let mut writer = Writer {
         dir: cfg.out.clone(),
@@ -185,86 +200,159 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
         recycle,
     };
 
-    let result = std::thread::scope(|scope| -> Result<Writer> {
+    let writer = std::thread::scope(|scope| -> Result<Writer> {
         let reader_inputs = &inputs;
         let cancel = &progress.cancel;
         let counter = progress.input_bytes_read.clone();
         scope.spawn(move || {
+            let mut out = Numbered {
+                tx: to_workers,
+                next: 0,
+            };
             let r = read_all(
                 reader_inputs,
                 &reader_cfg,
                 position,
                 counter,
                 cancel,
-                &to_pool,
+                cfg.chunk_bytes,
+                &mut out,
             );
             if let Err(e) = r {
-                let _ = to_pool.send(Err(e));
+                let _ = out.send(Err(e));
             }
         });
-        let writer_handle = scope.spawn(move || -> Result<Writer> {
-            for (batch, done) in from_pool {
-                writer.consume(batch, progress)?;
-                for (i, sha) in done {
-                    if let Some(f) = writer.inputs.iter_mut().find(|f| f.index == i) {
-                        f.sha256 = Some(sha);
-                    }
-                }
-            }
-            Ok(writer)
-        });
-        let mut failure = None;
-        for msg in from_reader.iter() {
-            if progress.cancel.load(Ordering::Relaxed) {
-                failure = Some(Error::Cancelled);
-                break;
-            }
-            let (batch, done) = match msg {
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-                Ok(Msg::FileDone(i, sha)) => (Vec::new(), vec![(i, sha)]),
-                Ok(Msg::Items(items)) => {
-                    let processed: Result<Vec<Processed>> = pool.install(|| {
-                        items
-                            .into_par_iter()
-                            .map(|item| {
-                                let output = match &item {
-                                    Item::Doc(d) => {
-                                        let reuse = recycled.try_recv().unwrap_or_default();
-                                        Some(pipeline.process_reusing(d, reuse)?)
-                                    }
-                                    Item::Skipped { .. } => None,
-                                };
-                                Ok(Processed { item, output })
-                            })
-                            .collect()
-                    });
-                    match processed {
-                        Ok(p) => (p, Vec::new()),
-                        Err(e) => {
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                }
-            };
-            if to_writer.send((batch, done)).is_err() {
-                break; // the writer failed: its error is reported below
-            }
+        for _ in 0..workers {
+            let (from_reader, tickets, to_writer) =
+                (from_reader.clone(), tickets.clone(), to_writer.clone());
+            let (pipeline, recycled, stop) = (&pipeline, &recycled, &stop);
+            scope.spawn(move || {
+                work(
+                    pipeline,
+                    &from_reader,
+                    &tickets,
+                    &to_writer,
+                    recycled,
+                    stop,
+                    cancel,
+                )
+            });
         }
-        drop(to_writer);
-        drop(from_reader); // unblocks the reader
-        let w = writer_handle
-            .join()
-            .map_err(|_| Error::Internal("writer thread panicked".into()))??;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(w),
+        // The workers hold the only senders to the writer and receivers from the reader.
+        drop((from_reader, tickets, to_writer));
+        let r = write_in_order(&mut writer, &from_workers, &tickets_back, progress);
+        if r.is_err() {
+            stop.store(true, Ordering::Relaxed);
         }
+        // Unblocks the workers (no more tickets) and, through them, the reader.
+        drop((tickets_back, from_workers));
+        r.map(|()| writer)
     })?;
-    result.finish()
+    writer.finish()
+}
+
+/// The reader's side of the channel to the workers: numbers what it sends.
+struct Numbered {
+    tx: Sender<(u64, Result<Msg>)>,
+    next: u64,
+}
+
+impl Numbered {
+    fn send(&mut self, msg: Result<Msg>) -> Result<()> {
+        self.tx
+            .send((self.next, msg))
+            .map_err(|_| Error::Internal("stopped".into()))?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+/// A worker: takes a ticket, then the next chunk; processes it; hands the result to the
+/// writer. Stops when the reader is done, the writer is gone, or a thread failed.
+fn work(
+    pipeline: &Pipeline,
+    from_reader: &Receiver<(u64, Result<Msg>)>,
+    tickets: &Receiver<()>,
+    to_writer: &Sender<(u64, ChunkResult)>,
+    recycled: &Receiver<DocOutput>,
+    stop: &AtomicBool,
+    cancel: &AtomicBool,
+) {
+    while tickets.recv().is_ok() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok((seq, msg)) = from_reader.recv() else {
+            return; // the reader is done
+        };
+        let result = match msg {
+            _ if cancel.load(Ordering::Relaxed) => Err(Error::Cancelled),
+            Err(e) => Err(e),
+            Ok(Msg::FileDone(i, sha)) => Ok((Vec::new(), vec![(i, sha)])),
+            Ok(Msg::Items(items)) => {
+                process_chunk(pipeline, items, recycled).map(|p| (p, Vec::new()))
+            }
+        };
+        let failed = result.is_err();
+        if failed {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if to_writer.send((seq, result)).is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn process_chunk(
+    pipeline: &Pipeline,
+    items: Vec<Item>,
+    recycled: &Receiver<DocOutput>,
+) -> Result<Vec<Processed>> {
+    let mut processed = Vec::with_capacity(items.len());
+    for item in items {
+        let output = match &item {
+            Item::Doc(d) => {
+                let reuse = recycled.try_recv().unwrap_or_default();
+                Some(pipeline.process_reusing(d, reuse)?)
+            }
+            Item::Skipped { .. } => None,
+        };
+        processed.push(Processed { item, output });
+    }
+    Ok(processed)
+}
+
+/// The writer's loop: the workers' results, written in the reader's order (those that
+/// arrive early wait in `early`, at most one per ticket). The first failure in that
+/// order ends it, with everything before it written.
+fn write_in_order(
+    writer: &mut Writer,
+    from_workers: &Receiver<(u64, ChunkResult)>,
+    tickets_back: &Sender<()>,
+    progress: &Progress,
+) -> Result<()> {
+    let mut next = 0u64;
+    let mut early: BTreeMap<u64, ChunkResult> = BTreeMap::new();
+    for (seq, result) in from_workers {
+        early.insert(seq, result);
+        while let Some(result) = early.remove(&next) {
+            let (batch, done) = result?;
+            writer.consume(batch, progress)?;
+            for (i, sha) in done {
+                if let Some(f) = writer.inputs.iter_mut().find(|f| f.index == i) {
+                    f.sha256 = Some(sha);
+                }
+            }
+            next += 1;
+            let _ = tickets_back.send(());
+        }
+    }
+    match early.keys().next() {
+        None => Ok(()),
+        Some(seq) => Err(Error::Internal(format!(
+            "chunk {next} never came back from the workers (chunk {seq} did)"
+        ))),
+    }
 }
 
 fn read_all(
@@ -273,11 +361,11 @@ fn read_all(
     resume: Option<Position>,
     counter: Arc<AtomicU64>,
     cancel: &AtomicBool,
-    tx: &crossbeam_channel::Sender<Result<Msg>>,
+    chunk_bytes: usize,
+    out: &mut Numbered,
 ) -> Result<()> {
     let mut batch: Vec<Item> = Vec::new();
     let mut batch_bytes = 0usize;
-    let stopped = || Error::Internal("stopped".into());
     for f in inputs {
         let path = Path::new(&f.path);
         let sha = corpus::read_file(path, f.index, cfg, counter.clone(), &mut |item| {
@@ -298,20 +386,17 @@ fn read_all(
                 batch_bytes += d.text.len();
             }
             batch.push(item);
-            if batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_ITEMS {
+            if batch_bytes >= chunk_bytes || batch.len() >= CHUNK_ITEMS {
                 batch_bytes = 0;
-                tx.send(Ok(Msg::Items(std::mem::take(&mut batch))))
-                    .map_err(|_| stopped())?;
+                out.send(Ok(Msg::Items(std::mem::take(&mut batch))))?;
             }
             Ok(())
         })?;
         if !batch.is_empty() {
             batch_bytes = 0;
-            tx.send(Ok(Msg::Items(std::mem::take(&mut batch))))
-                .map_err(|_| stopped())?;
+            out.send(Ok(Msg::Items(std::mem::take(&mut batch))))?;
         }
-        tx.send(Ok(Msg::FileDone(f.index, sha)))
-            .map_err(|_| stopped())?;
+        out.send(Ok(Msg::FileDone(f.index, sha)))?;
     }
     Ok(())
 }

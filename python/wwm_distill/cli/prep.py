@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=d["workers"], help="worker threads (0: all cores)"
     )
     g.add_argument(
+        "--chunk-bytes",
+        type=int,
+        default=d["chunk_bytes"],
+        help="text a worker takes at a time (the output does not depend on it)",
+    )
+    g.add_argument(
         "--num-shards",
         type=int,
         default=d["num_shards"],
