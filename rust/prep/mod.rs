@@ -279,12 +279,12 @@ fn work(
     cancel: &AtomicBool,
 ) {
     while tickets.recv().is_ok() {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
         let Ok((seq, msg)) = from_reader.recv() else {
             return; // the reader is done
         };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let result = match msg {
             _ if cancel.load(Ordering::Relaxed) => Err(Error::Cancelled),
             Err(e) => Err(e),
