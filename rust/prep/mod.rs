@@ -289,8 +289,15 @@ fn work(
             _ if cancel.load(Ordering::Relaxed) => Err(Error::Cancelled),
             Err(e) => Err(e),
             Ok(Msg::FileDone(i, sha)) => Ok((Vec::new(), vec![(i, sha)])),
+            // A panic becomes this chunk's error: the writer stops there, and the other
+            // threads with it (a lost chunk would leave the writer waiting for it).
             Ok(Msg::Items(items)) => {
-                process_chunk(pipeline, items, recycled).map(|p| (p, Vec::new()))
+                let chunk =
+                    std::panic::AssertUnwindSafe(|| process_chunk(pipeline, items, recycled));
+                match std::panic::catch_unwind(chunk) {
+                    Ok(r) => r.map(|p| (p, Vec::new())),
+                    Err(_) => Err(Error::Internal(format!("a worker panicked on chunk {seq}"))),
+                }
             }
         };
         let failed = result.is_err();
