@@ -74,7 +74,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import common  # benches/common.py (run this file as a script); puts scripts/ on sys.path
-import corpus  # scripts/corpus.py
 import numpy as np
 import small_teacher  # benches/small_teacher.py
 import torch
@@ -1095,15 +1094,10 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     load_start = os.getloadavg()[0]
-    cache = args.cache or corpus.default_cache()
-    vocab = corpus.fetch_vocab(cache)
-    source = corpus.fetch_corpus(cache, "peoples_daily")
-    bench = cache / "bench"
-    bench.mkdir(parents=True, exist_ok=True)
+    data = common.bench_data(args.cache)
+    vocab, source, bench = data.vocab, data.source, data.dir
     examples = prepared(source, bench / "cache_examples", vocab)
-    small_src = corpus.make_corpus_of_size(
-        source, bench / f"peoples_daily_{SMALL_CORPUS_MB:g}mb.txt", SMALL_CORPUS_MB
-    )
+    small_src = data.sized(SMALL_CORPUS_MB)
     small = prepared(small_src, bench / "cache_examples_small", vocab)
     log(f"examples: {len(examples):,} (subset for run_teacher: {len(small):,})")
 

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import common  # benches/common.py
-import corpus  # scripts/corpus.py, on sys.path once common is imported
 import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -128,14 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--write-results", action="store_true")
     args = p.parse_args(argv)
-    cache = args.cache or corpus.default_cache()
-    vocab = corpus.fetch_vocab(cache)
-    source = corpus.fetch_corpus(cache, "peoples_daily")
-    bench = cache / "bench"
-    bench.mkdir(parents=True, exist_ok=True)
-    short = corpus.make_corpus_of_size(
-        source, bench / f"peoples_daily_{args.corpus_mb:g}mb.txt", args.corpus_mb
-    )
+    data = common.bench_data(args.cache)
+    vocab, bench = data.vocab, data.dir
+    short = data.sized(args.corpus_mb)
     long = long_documents(short, bench / f"peoples_daily_{args.corpus_mb:g}mb_long.txt")
     with tempfile.TemporaryDirectory(dir=bench) as tmp:
         rows = [

@@ -477,15 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    cache = args.cache or corpus.default_cache()
-    vocab = corpus.fetch_vocab(cache)
-    source = corpus.fetch_corpus(cache, "peoples_daily")
-    scratch = cache / "bench"
-    scratch.mkdir(parents=True, exist_ok=True)
-
-    def sized(mb: float) -> Path:
-        return corpus.make_corpus_of_size(source, scratch / f"peoples_daily_{mb:g}mb.txt", mb)
-
+    data = common.bench_data(args.cache)
+    vocab, scratch, sized = data.vocab, data.dir, data.sized
     main_corpus = sized(args.corpus_mb)
     print(f"corpus {main_corpus} ({count_chars(main_corpus):,} chars)", flush=True)
 

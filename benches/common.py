@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import shutil
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -56,3 +57,34 @@ def find_distill_prep(explicit: str | None = None) -> str | None:
         return explicit
     beside = Path(sys.executable).parent / "distill-prep"
     return str(beside) if beside.is_file() else shutil.which("distill-prep")
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """What the prep and cache benches measure on: BERT-Chinese's vocabulary, the People's
+    Daily corpus, and ``dir`` (``<cache>/bench``) for resized copies and scratch."""
+
+    vocab: Path
+    source: Path
+    dir: Path
+
+    def sized(self, mb: float) -> Path:
+        """People's Daily resized to ``mb`` MB (made once, then reused)."""
+        import corpus  # scripts/corpus.py
+
+        return corpus.make_corpus_of_size(self.source, self.dir / f"peoples_daily_{mb:g}mb.txt", mb)
+
+
+def bench_data(cache: Path | None) -> BenchData:
+    """Fetches the vocabulary and corpus into ``cache`` (default: $WWM_CACHE or
+    <repo>/.cache) and makes its ``bench/`` directory."""
+    import corpus  # scripts/corpus.py
+
+    cache = cache or corpus.default_cache()
+    data = BenchData(
+        vocab=corpus.fetch_vocab(cache),
+        source=corpus.fetch_corpus(cache, "peoples_daily"),
+        dir=cache / "bench",
+    )
+    data.dir.mkdir(parents=True, exist_ok=True)
+    return data
