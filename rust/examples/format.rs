@@ -121,9 +121,9 @@ impl IdxHeader {
     /// Number of u32 columns: `file`, `piece`, `window`, `dupe` and (version 2) `length`.
     pub fn u32_columns(&self) -> usize {
         if self.version >= 2 {
-            5
+            LENGTH + 1
         } else {
-            4
+            DUPE + 1
         }
     }
 

@@ -208,7 +208,7 @@ impl ShardWriter {
         idx.extend_from_slice(bytemuck::cast_slice(&self.token_starts));
         idx.extend_from_slice(bytemuck::cast_slice(&self.mask_offsets));
         idx.extend_from_slice(bytemuck::cast_slice(&self.line));
-        let mut columns: [&[u32]; 5] = [&[]; 5];
+        let mut columns: [&[u32]; format::LENGTH + 1] = [&[]; format::LENGTH + 1];
         columns[format::FILE] = &self.file;
         columns[format::PIECE] = &self.piece;
         columns[format::WINDOW] = &self.window;
