@@ -62,13 +62,12 @@ pub struct Masked {
 }
 
 /// The masking of one window, without the sequence itself: appended to flat buffers
-/// (several windows of a document share them).
+/// (several windows of a document share them). The labels are not kept: position `p`'s
+/// is `body[p - 1]`.
 #[derive(Default)]
 pub struct MaskBuffers {
     /// Sorted positions in `[CLS] body [SEP]`, per window.
     pub positions: Vec<u16>,
-    /// Original ids at `positions`.
-    pub labels: Vec<u32>,
     /// The id each position holds in the masked sequence.
     pub values: Vec<u32>,
 }
@@ -76,7 +75,6 @@ pub struct MaskBuffers {
 impl MaskBuffers {
     pub fn clear(&mut self) {
         self.positions.clear();
-        self.labels.clear();
         self.values.clear();
     }
 }
@@ -112,10 +110,15 @@ pub fn mask_sequence(
     for (&p, &v) in buf.positions.iter().zip(&buf.values) {
         input_ids[p as usize] = v;
     }
+    let labels = buf
+        .positions
+        .iter()
+        .map(|&p| body[p as usize - 1])
+        .collect();
     Masked {
         input_ids,
         positions: buf.positions,
-        labels: buf.labels,
+        labels,
     }
 }
 
@@ -192,7 +195,6 @@ pub fn mask_groups(
     sort_positions(&mut out.positions[first..], body.len() + 2);
     for &p in &out.positions[first..] {
         let label = body[p as usize - 1];
-        out.labels.push(label);
         // 80 % [MASK], 10 % kept, 10 % a random non-special id.
         let value = if rng.random::<f64>() < 0.8 {
             mask
@@ -392,7 +394,12 @@ mod tests {
                 &mut buf,
             );
             assert_eq!(&buf.positions[first..], &want.positions[..]);
-            assert_eq!(&buf.labels[first..], &want.labels[..]);
+            let want_values: Vec<u32> = want
+                .positions
+                .iter()
+                .map(|&p| want.input_ids[p as usize])
+                .collect();
+            assert_eq!(&buf.values[first..], &want_values[..]);
             if d % 50 == 49 {
                 buf.clear();
             }

@@ -60,10 +60,10 @@ impl DocOutput {
     /// Example `k` written into `ex`, reusing its buffers.
     pub fn example_into(&self, k: usize, cls: u32, sep: u32, doc: &Document, ex: &mut Example) {
         let spec = &self.examples[k];
+        let window = &self.ids[spec.start..spec.end];
         ex.input_ids.clear();
         ex.input_ids.push(cls);
-        ex.input_ids
-            .extend_from_slice(&self.ids[spec.start..spec.end]);
+        ex.input_ids.extend_from_slice(window);
         ex.input_ids.push(sep);
         let positions = &self.masks.positions[spec.masks.clone()];
         for (&p, &v) in positions.iter().zip(&self.masks.values[spec.masks.clone()]) {
@@ -73,7 +73,7 @@ impl DocOutput {
         ex.positions.extend_from_slice(positions);
         ex.labels.clear();
         ex.labels
-            .extend_from_slice(&self.masks.labels[spec.masks.clone()]);
+            .extend(positions.iter().map(|&p| window[p as usize - 1]));
         ex.file = doc.file;
         ex.piece = doc.piece;
         ex.line = doc.line;
