@@ -255,8 +255,10 @@ def render(
     args: argparse.Namespace,
     startup: Run | None = None,
     big_one: Run | None = None,
+    spread: dict[str, list[float]] | None = None,
 ) -> str:
-    """Markdown: one table of measurements, one of the derived metrics against targets."""
+    """Markdown: one table of measurements, one of the derived metrics against targets;
+    ``spread``: the wall times of every run of each measurement, by label."""
     lines = [
         "| run | input MB | chars | wall s | CPU s | chars/s | peak RSS MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -416,6 +418,11 @@ def render(
         f"{args.reference_mb:g} MB of the corpus; components: one thread over the corpus's "
         f"documents, no I/O. Each rate is the fastest of {args.repeat} runs."
     )
+    if spread:
+        lines.append("\nWall s of every run (fastest / median / slowest):")
+        for label, walls in spread.items():
+            w = sorted(walls)
+            lines.append(f"- {label}: {w[0]:.2f} / {w[len(w) // 2]:.2f} / {w[-1]:.2f}")
     return "\n".join(lines)
 
 
@@ -524,8 +531,15 @@ def main(argv: list[str] | None = None) -> int:
     big_runs: dict[int, list[Run]] = {w: [] for w in sorted({1, args.max_workers})} if exe else {}
 
     def keep(dest: list, fn, *fn_args):
-        """A step of a round: ``fn(*fn_args)``, appended to ``dest``."""
-        return lambda: dest.append(fn(*fn_args))
+        """A step of a round: ``fn(*fn_args)``, appended to ``dest`` (and its wall time
+        printed: the spread of the runs shows how noisy the machine is)."""
+
+        def step():
+            run = fn(*fn_args)
+            dest.append(run)
+            print(f"  {run.label}: {run.wall_s:.2f} s", flush=True)
+
+        return step
 
     # One round: every measurement once. Each round starts one step further along this
     # list: with a fixed order a measurement has the same neighbour every round, and on
@@ -572,7 +586,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if comp and pairs:
         comp["pair_process_s"] = min(pairs)
-    table = render(runs, big, ref, comp, args, startup, big_one)
+    spread = {
+        rs[0].label: [r.wall_s for r in rs]
+        for rs in [*ours.values(), *big_runs.values(), starts]
+        if len(rs) > 1
+    }
+    table = render(runs, big, ref, comp, args, startup, big_one, spread)
     print()
     print(table)
     if args.write_results:
