@@ -1,7 +1,7 @@
 //! The bare components of prep, single-threaded (run by `benches/bench_prep.py`):
 //!
 //!     cargo run --release --example bench_components -- VOCAB TEXTS.jsonl [--no-hmm] [--repeat N]
-//!         [--only jieba|tokenize|pipeline|process]
+//!         [--only jieba|tokenize|pipeline|process] [--read CORPUS_FILE]...
 //!
 //! TEXTS.jsonl holds one JSON string per line. Prints one JSON object: seconds spent by
 //! jieba-rs cut (`jieba_s`), our WordPiece encode (`tokenize_s`, with its fast path), the
@@ -9,17 +9,20 @@
 //! its default settings (`process_s`: segment, tokenize, continuation marks, windows,
 //! masking × 5; no reading or writing); wall time, and the thread's CPU
 //! time as `*_cpu_s` where the OS reports it (steady when other processes share the
-//! cores); `jieba_new_s`, the first build of jieba-rs's dictionary in the process; and
-//! `chars`. Each component runs N times (default 1); the fastest run counts.
+//! cores); `jieba_new_s`, the first build of jieba-rs's dictionary in the process;
+//! `chars` and `text_bytes` of the texts. With `--read FILE` (repeatable), also `read`: for
+//! each file, the seconds `distill-prep`'s reader takes alone over it (`read_s`: decompress,
+//! hash, split into documents, parse JSON) and the document text it yields (`text_bytes`).
+//! Each component runs N times (default 1); the fastest run counts.
 //! jieba-rs is the floor of the prep pipeline.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use wwm_distill::corpus::Document;
+use wwm_distill::corpus::{self, Document, Item};
 use wwm_distill::prep::pipeline::{DocOutput, Pipeline};
-use wwm_distill::prep::PrepConfig;
+use wwm_distill::prep::{PrepConfig, Settings};
 use wwm_distill::segment::Segmenter;
 use wwm_distill::tokenize::WordPieceTokenizer;
 use wwm_distill::Result;
@@ -105,23 +108,59 @@ fn measure(
     })?;
     std::hint::black_box(count);
     out.insert("chars".into(), chars.into());
+    let text_bytes: usize = texts.iter().map(|t| t.len()).sum();
+    out.insert("text_bytes".into(), text_bytes.into());
     out.insert("jieba_new_s".into(), jieba_new_s.into());
     Ok(out.into())
+}
+
+/// Seconds the reader of `distill-prep` takes alone over `path` (decompress, hash, split,
+/// parse; default settings), fastest of `repeat`, and the bytes of document text it yields.
+fn measure_read(path: &Path, repeat: usize) -> Result<serde_json::Value> {
+    let cfg = Settings::default().reader_config();
+    let mut best = f64::INFINITY;
+    let mut text_bytes = 0usize;
+    for _ in 0..repeat.max(1) {
+        text_bytes = 0;
+        let t = Instant::now();
+        corpus::read_file(path, 0, &cfg, Default::default(), &mut |item| {
+            if let Item::Doc(d) = item {
+                text_bytes += d.text.len();
+            }
+            Ok(())
+        })?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(serde_json::json!({
+        "path": path.display().to_string(),
+        "read_s": best,
+        "text_bytes": text_bytes,
+    }))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let hmm = !args.iter().any(|a| a == "--no-hmm");
     let usage =
-        "usage: bench_components VOCAB TEXTS.jsonl [--no-hmm] [--repeat N] [--only COMPONENT]";
+        "usage: bench_components VOCAB TEXTS.jsonl [--no-hmm] [--repeat N] [--only COMPONENT] \
+         [--read CORPUS_FILE]...";
     let mut repeat = 1usize;
     let mut only: Option<String> = None;
+    let mut reads: Vec<PathBuf> = Vec::new();
     let mut paths: Vec<&String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--repeat" {
             match it.next().and_then(|n| n.parse().ok()) {
                 Some(n) => repeat = n,
+                None => {
+                    eprintln!("{usage}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else if a == "--read" {
+            match it.next() {
+                Some(path) => reads.push(PathBuf::from(path)),
                 None => {
                     eprintln!("{usage}");
                     return ExitCode::from(2);
@@ -161,7 +200,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match measure(Path::new(vocab), &texts, hmm, repeat, only.as_deref()) {
+    let measured =
+        measure(Path::new(vocab), &texts, hmm, repeat, only.as_deref()).and_then(|mut v| {
+            if !reads.is_empty() {
+                let r: Result<Vec<_>> = reads.iter().map(|p| measure_read(p, repeat)).collect();
+                v["read"] = r?.into();
+            }
+            Ok(v)
+        });
+    match measured {
         Ok(v) => {
             println!("{v}");
             ExitCode::SUCCESS

@@ -189,6 +189,44 @@ def tiny_corpus(src: Path, dst: Path) -> Path:
     return dst
 
 
+def reader_inputs(src: Path) -> dict[str, Path]:
+    """``src`` as distill-prep reads the public corpora: plain text, JSON lines shaped like
+    wiki_zh's records (UTF-8 as is, and with every non-ASCII character as a ``\\u`` escape)
+    and gzip'd JSON lines. Written next to ``src`` once, then reused; label -> path."""
+    import gzip
+
+    stem = src.with_suffix("")
+    out = {
+        "plain text": src,
+        "JSON lines": stem.with_name(stem.name + ".jsonl"),
+        "JSON lines, \\u escapes": stem.with_name(stem.name + ".ascii.jsonl"),
+        "gzip'd JSON lines": stem.with_name(stem.name + ".jsonl.gz"),
+    }
+    if all(p.is_file() for p in out.values()):
+        return out
+    with src.open(encoding="utf-8", newline="\n") as f:
+        records = [
+            {
+                "id": str(i),
+                "url": f"https://example.org/{i}",
+                "title": "",
+                "text": line.rstrip("\n"),
+            }
+            for i, line in enumerate(f)
+        ]
+    for label, ascii_only in (("JSON lines", False), ("JSON lines, \\u escapes", True)):
+        tmp = out[label].with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=ascii_only) + "\n")
+        tmp.replace(out[label])
+    tmp = out["gzip'd JSON lines"].with_suffix(".tmp")
+    with out["JSON lines"].open("rb") as f, gzip.open(tmp, "wb", compresslevel=6) as g:
+        shutil.copyfileobj(f, g)
+    tmp.replace(out["gzip'd JSON lines"])
+    return out
+
+
 def components(vocab: Path, src: Path, repeat: int) -> dict | None:
     """Seconds of jieba-rs cut, our encode and the tokenizers pipeline on one thread (the
     cargo example ``bench_components``), or None without cargo."""
@@ -203,14 +241,19 @@ def components(vocab: Path, src: Path, repeat: int) -> dict | None:
             encoding="utf-8",
         )
         cmd = ["cargo", "run", "--quiet", "--release", "--example", "bench_components", "--"]
+        reads = reader_inputs(src)
+        read_args = [a for p in reads.values() for a in ("--read", str(p))]
         out = subprocess.run(
-            [*cmd, str(vocab), str(texts), "--repeat", str(repeat)],
+            [*cmd, str(vocab), str(texts), "--repeat", str(repeat), *read_args],
             cwd=repo,
             check=True,
             capture_output=True,
             text=True,
         )
-    return json.loads(out.stdout)
+    result = json.loads(out.stdout)
+    by_path = {r["path"]: r for r in result.pop("read", [])}
+    result["read"] = {label: by_path[str(p)] for label, p in reads.items()}
+    return result
 
 
 def measure_components(vocab: Path, src: Path, comps: list[dict], pairs: list[float]) -> None:
@@ -384,6 +427,19 @@ def render(
             f"\nStart-up (a {STARTUP_DOCS}-document run): {s:.2f} s. Scaling 1 -> "
             f"{args.max_workers} workers of the time beyond it: "
             f"{(one.wall_s - s) / (most.wall_s - s):.2f}x."
+        )
+    if comp and comp.get("read"):
+        # One reader thread feeds every worker: how many it keeps busy bounds the scaling.
+        worker = comp["text_bytes"] / comp["process_s"]
+        rates = {label: r["text_bytes"] / r["read_s"] for label, r in comp["read"].items()}
+        slowest, fastest = min(rates, key=rates.get), max(rates, key=rates.get)
+        lines.append(
+            "\nThe reader alone (one thread: decompress, hash, split, parse), MB/s of document "
+            "text: "
+            + ", ".join(f"{label} {rate / 1e6:,.0f}" for label, rate in rates.items())
+            + f"; one worker's per-document work: {worker / 1e6:,.1f}. One reader keeps "
+            f"~{rates[slowest] / worker:.0f} workers busy on {slowest}, "
+            f"~{rates[fastest] / worker:.0f} on {fastest}."
         )
     if comp and comp.get("pair_process_s"):
         lines.append(
@@ -569,6 +625,11 @@ def main(argv: list[str] | None = None) -> int:
     comp = None
     if comps:  # the fastest run of each component, with its CPU time
         comp = {"chars": comps[0]["chars"]}
+        comp["text_bytes"] = comps[0]["text_bytes"]
+        comp["read"] = {
+            label: min((c["read"][label] for c in comps), key=lambda r: r["read_s"])
+            for label in comps[0]["read"]
+        }
         for key in ("jieba_s", "tokenize_s", "pipeline_s", "process_s", "jieba_new_s"):
             best = min(comps, key=lambda c, key=key: c[key])
             comp[key] = best[key]

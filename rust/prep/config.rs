@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::DocSep;
+use crate::corpus::{DocSep, ReaderConfig};
 use crate::error::{Error, Result};
 
 /// The default of every option.
@@ -81,6 +81,19 @@ impl Default for Settings {
             num_shards: NUM_SHARDS,
             shard_index: SHARD_INDEX,
             strict: STRICT,
+        }
+    }
+}
+
+impl Settings {
+    /// What the reader of the inputs needs of these settings.
+    pub fn reader_config(&self) -> ReaderConfig {
+        ReaderConfig {
+            doc_sep: self.doc_sep,
+            text_fields: self.text_fields.clone(),
+            min_chars: self.min_chars,
+            max_doc_chars: self.max_doc_chars,
+            strict: self.strict,
         }
     }
 }

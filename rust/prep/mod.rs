@@ -159,13 +159,7 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
     } else {
         cfg.workers
     };
-    let reader_cfg = ReaderConfig {
-        doc_sep: cfg.settings.doc_sep,
-        text_fields: cfg.settings.text_fields.clone(),
-        min_chars: cfg.settings.min_chars,
-        max_doc_chars: cfg.settings.max_doc_chars,
-        strict: cfg.settings.strict,
-    };
+    let reader_cfg = cfg.settings.reader_config();
 
     report.setup_s += t0.elapsed().as_secs_f64();
     let (to_workers, from_reader) = crossbeam_channel::bounded::<(u64, Result<Msg>)>(2 * workers);
