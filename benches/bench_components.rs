@@ -12,7 +12,9 @@
 //! cores); `jieba_new_s`, the first build of jieba-rs's dictionary in the process;
 //! `chars` and `text_bytes` of the texts. With `--read FILE` (repeatable), also `read`: for
 //! each file, the seconds `distill-prep`'s reader takes alone over it (`read_s`: decompress,
-//! hash, split into documents, parse JSON) and the document text it yields (`text_bytes`).
+//! hash, split into documents, parse JSON), the seconds it takes only to cut the file into
+//! pieces of lines for the workers to parse (`cut_s`, as with many workers) and the
+//! document text it yields (`text_bytes`).
 //! Each component runs N times (default 1); the fastest run counts.
 //! jieba-rs is the floor of the prep pipeline.
 
@@ -22,7 +24,7 @@ use std::time::Instant;
 
 use wwm_distill::corpus::{self, Document, Item};
 use wwm_distill::prep::pipeline::{DocOutput, Pipeline};
-use wwm_distill::prep::{PrepConfig, Settings};
+use wwm_distill::prep::{defaults, PrepConfig, Settings};
 use wwm_distill::segment::Segmenter;
 use wwm_distill::tokenize::WordPieceTokenizer;
 use wwm_distill::Result;
@@ -131,9 +133,28 @@ fn measure_read(path: &Path, repeat: usize) -> Result<serde_json::Value> {
         })?;
         best = best.min(t.elapsed().as_secs_f64());
     }
+    // With more workers than `READER_PARSES_UP_TO` the reader only cuts pieces of lines.
+    let mut best_raw = f64::INFINITY;
+    if corpus::splits_at_line_ends(path, &cfg) {
+        for _ in 0..repeat.max(1) {
+            let t = Instant::now();
+            corpus::read_raw(
+                path,
+                0,
+                Default::default(),
+                defaults::CHUNK_BYTES,
+                &mut |raw| {
+                    std::hint::black_box(raw.bytes.len());
+                    Ok(())
+                },
+            )?;
+            best_raw = best_raw.min(t.elapsed().as_secs_f64());
+        }
+    }
     Ok(serde_json::json!({
         "path": path.display().to_string(),
         "read_s": best,
+        "cut_s": best_raw.is_finite().then_some(best_raw),
         "text_bytes": text_bytes,
     }))
 }
@@ -205,6 +226,7 @@ fn main() -> ExitCode {
             if !reads.is_empty() {
                 let r: Result<Vec<_>> = reads.iter().map(|p| measure_read(p, repeat)).collect();
                 v["read"] = r?.into();
+                v["reader_parses_up_to"] = wwm_distill::prep::READER_PARSES_UP_TO.into();
             }
             Ok(v)
         });

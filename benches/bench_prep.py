@@ -441,6 +441,18 @@ def render(
             f"~{rates[slowest] / worker:.0f} workers busy on {slowest}, "
             f"~{rates[fastest] / worker:.0f} on {fastest}."
         )
+        cut = {
+            label: r["text_bytes"] / r["cut_s"] for label, r in comp["read"].items() if r["cut_s"]
+        }
+        if cut:
+            slow = min(cut, key=cut.get)
+            lines.append(
+                "With more than "
+                f"{comp['reader_parses_up_to']} workers the reader only cuts pieces of lines (the "
+                "workers parse them), MB/s of document text: "
+                + ", ".join(f"{label} {rate / 1e6:,.0f}" for label, rate in cut.items())
+                + f": ~{cut[slow] / worker:.0f} workers busy on {slow}."
+            )
     if comp and comp.get("pair_process_s"):
         lines.append(
             "\nThis machine's ceiling for 2 workers: prep's per-document work in two processes "
@@ -626,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     if comps:  # the fastest run of each component, with its CPU time
         comp = {"chars": comps[0]["chars"]}
         comp["text_bytes"] = comps[0]["text_bytes"]
+        comp["reader_parses_up_to"] = comps[0].get("reader_parses_up_to")
         comp["read"] = {
             label: min((c["read"][label] for c in comps), key=lambda r: r["read_s"])
             for label in comps[0]["read"]

@@ -138,7 +138,7 @@ impl<R: Read> Read for Tap<R> {
 }
 
 /// One unit of input after reading: a document (piece) or a skipped record.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Item {
     Doc(Document),
     Skipped {
@@ -151,7 +151,7 @@ pub enum Item {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Document {
     /// Global index of the file in the run's sorted input list.
     pub file: u32,
@@ -189,6 +189,25 @@ pub fn read_file(
     bytes_read: Arc<AtomicU64>,
     emit: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<String> {
+    read_decoded(path, bytes_read, &mut |format, reader| {
+        let mut lines = Lines {
+            reader,
+            path,
+            line_no: 0,
+            buf: Vec::new(),
+            strict: cfg.strict,
+        };
+        read_lines(&mut lines, format, file_index, cfg, emit)
+    })
+}
+
+/// Opens `path`, decompresses it and hands its bytes to `read`; then reads what `read`
+/// left so that the returned sha256 covers the whole (raw) file.
+fn read_decoded(
+    path: &Path,
+    bytes_read: Arc<AtomicU64>,
+    read: &mut dyn FnMut(Format, &mut dyn BufRead) -> Result<()>,
+) -> Result<String> {
     let (format, comp) = classify(path)
         .ok_or_else(|| Error::Invalid(format!("{}: unknown input type", path.display())))?;
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -206,18 +225,7 @@ pub fn read_file(
             ),
         };
         let mut reader = BufReader::with_capacity(1 << 20, decoded);
-        let mut lines = Lines {
-            reader: &mut reader,
-            path,
-            line_no: 0,
-            buf: Vec::new(),
-            strict: cfg.strict,
-        };
-        match (format, cfg.doc_sep) {
-            (Format::JsonLines, _) => read_json_lines(&mut lines, file_index, cfg, emit)?,
-            (Format::Text, DocSep::Line) => read_text_lines(&mut lines, file_index, cfg, emit)?,
-            (Format::Text, DocSep::Blank) => read_text_blank(&mut lines, file_index, cfg, emit)?,
-        }
+        read(format, &mut reader)?;
         // Drain what a decoder left unread so the hash covers the whole file.
         std::io::copy(&mut reader.into_inner(), &mut std::io::sink()).ok();
     }
@@ -225,7 +233,115 @@ pub fn read_file(
     Ok(tap.hasher.finish())
 }
 
-struct Lines<'a, R: BufRead> {
+fn read_lines<R: BufRead + ?Sized>(
+    lines: &mut Lines<R>,
+    format: Format,
+    file: u32,
+    cfg: &ReaderConfig,
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    match (format, cfg.doc_sep) {
+        (Format::JsonLines, _) => read_json_lines(lines, file, cfg, emit),
+        (Format::Text, DocSep::Line) => read_text_lines(lines, file, cfg, emit),
+        (Format::Text, DocSep::Blank) => read_text_blank(lines, file, cfg, emit),
+    }
+}
+
+/// Whole lines of an input file, read but not parsed: [`read_raw`] cuts a file into them
+/// so that others than the reader can parse them ([`parse_raw`]).
+pub struct RawLines {
+    pub path: Arc<Path>,
+    pub format: Format,
+    pub file: u32,
+    /// Lines of the file before these.
+    pub lines_before: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Whether [`read_raw`] can cut `path` into [`RawLines`]: every record is one line (JSON
+/// lines, or text with a document per line; not documents that span lines).
+pub fn splits_at_line_ends(path: &Path, cfg: &ReaderConfig) -> bool {
+    matches!(
+        (classify(path), cfg.doc_sep),
+        (Some((Format::JsonLines, _)), _) | (Some((Format::Text, _)), DocSep::Line)
+    )
+}
+
+/// Reads `path` (decompressing it) as pieces of whole lines of about `piece_bytes` each
+/// (at least one line), in order, without parsing them. Returns the sha256 of the raw
+/// file. [`parse_raw`] of every piece gives the items [`read_file`] gives.
+pub fn read_raw(
+    path: &Path,
+    file_index: u32,
+    bytes_read: Arc<AtomicU64>,
+    piece_bytes: usize,
+    emit: &mut dyn FnMut(RawLines) -> Result<()>,
+) -> Result<String> {
+    let shared: Arc<Path> = Arc::from(path);
+    read_decoded(path, bytes_read, &mut |format, reader| {
+        let mut lines_before = 0u64;
+        loop {
+            let mut bytes = Vec::with_capacity(piece_bytes.min(1 << 24) + 1024);
+            while bytes.len() < piece_bytes {
+                let buf = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+                if buf.is_empty() {
+                    break;
+                }
+                let n = buf.len().min(piece_bytes - bytes.len());
+                bytes.extend_from_slice(&buf[..n]);
+                reader.consume(n);
+            }
+            if bytes.last().is_some_and(|&b| b != b'\n') {
+                // the rest of the last line (none at the end of the file)
+                reader
+                    .read_until(b'\n', &mut bytes)
+                    .map_err(|e| Error::io(path, e))?;
+            }
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            // As `Lines` counts them: a line per `\n`, and a last one without it.
+            let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64
+                + u64::from(bytes.last() != Some(&b'\n'));
+            emit(RawLines {
+                path: shared.clone(),
+                format,
+                file: file_index,
+                lines_before,
+                bytes,
+            })?;
+            lines_before += lines;
+        }
+    })
+}
+
+/// The items of a piece of [`read_raw`], as [`read_file`] reads them from those lines.
+pub fn parse_raw(
+    raw: &RawLines,
+    cfg: &ReaderConfig,
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    if !matches!(
+        (raw.format, cfg.doc_sep),
+        (Format::JsonLines, _) | (_, DocSep::Line)
+    ) {
+        return Err(Error::Internal(format!(
+            "{}: documents span lines, they cannot be read in pieces",
+            raw.path.display()
+        )));
+    }
+    let mut reader: &[u8] = &raw.bytes;
+    let mut lines = Lines {
+        reader: &mut reader,
+        path: &raw.path,
+        line_no: raw.lines_before,
+        buf: Vec::new(),
+        strict: cfg.strict,
+    };
+    read_lines(&mut lines, raw.format, raw.file, cfg, emit)
+}
+
+struct Lines<'a, R: BufRead + ?Sized> {
     reader: &'a mut R,
     path: &'a Path,
     line_no: u64,
@@ -233,7 +349,7 @@ struct Lines<'a, R: BufRead> {
     strict: bool,
 }
 
-impl<R: BufRead> Lines<'_, R> {
+impl<R: BufRead + ?Sized> Lines<'_, R> {
     /// Next line without its terminator, and whether it held invalid UTF-8 (replaced).
     fn next(&mut self) -> Result<Option<(String, bool)>> {
         self.buf.clear();
@@ -271,7 +387,7 @@ impl<R: BufRead> Lines<'_, R> {
     }
 }
 
-fn read_text_lines<R: BufRead>(
+fn read_text_lines<R: BufRead + ?Sized>(
     lines: &mut Lines<R>,
     file: u32,
     cfg: &ReaderConfig,
@@ -284,7 +400,7 @@ fn read_text_lines<R: BufRead>(
     Ok(())
 }
 
-fn read_text_blank<R: BufRead>(
+fn read_text_blank<R: BufRead + ?Sized>(
     lines: &mut Lines<R>,
     file: u32,
     cfg: &ReaderConfig,
@@ -332,7 +448,7 @@ fn default_fields(obj: &serde_json::Map<String, serde_json::Value>) -> &'static 
     }
 }
 
-fn read_json_lines<R: BufRead>(
+fn read_json_lines<R: BufRead + ?Sized>(
     lines: &mut Lines<R>,
     file: u32,
     cfg: &ReaderConfig,
@@ -630,6 +746,90 @@ mod tests {
         };
         let err = read_all(&p, &strict).unwrap_err().to_string();
         assert!(err.contains("g.txt:5") && err.contains("UTF-8"), "{err}");
+    }
+
+    /// The items of `path` read in pieces of about `piece_bytes` and parsed apart.
+    fn read_in_pieces(path: &Path, cfg: &ReaderConfig, piece_bytes: usize) -> Result<Vec<Item>> {
+        let mut pieces = Vec::new();
+        read_raw(path, 0, Arc::default(), piece_bytes, &mut |raw| {
+            pieces.push(raw);
+            Ok(())
+        })?;
+        let mut items = Vec::new();
+        for raw in &pieces {
+            parse_raw(raw, cfg, &mut |it| {
+                items.push(it);
+                Ok(())
+            })?;
+        }
+        Ok(items)
+    }
+
+    #[test]
+    fn pieces_of_lines_parse_to_the_items_of_the_whole_file() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let long = "很长的文档。".repeat(400); // over max_doc_chars: pieces
+        let mut json = b"\xEF\xBB\xBF{\"text\": \"\xE7\xAC\xAC\xE4\xB8\x80\xE7\xAF\x87\xE6\x96\x87\xE6\xA1\xA3\"}\r\n"
+            .to_vec();
+        json.extend_from_slice(
+            b"not json\n\n{\"title\": \"t\", \"content\": \"bad \xFF utf-8 here\"}\n",
+        );
+        json.extend_from_slice(format!("{{\"text\": \"{long}\"}}\n{{\"other\": 1}}\n").as_bytes());
+        json.extend_from_slice("{\"text\": \"没有换行结尾的最后一行\"}".as_bytes());
+        let mut text = b"first document line\nshort\n\n".to_vec();
+        text.extend_from_slice(format!("{long}\n").as_bytes());
+        text.extend_from_slice(b"\xFE broken line here\nlast line without end");
+        let files = [
+            ("a.jsonl", json.clone()),
+            ("b.txt", text.clone()),
+            ("c.txt", Vec::new()),
+        ];
+        let mut paths: Vec<PathBuf> = files
+            .iter()
+            .map(|(name, bytes)| {
+                let p = dir.path().join(name);
+                std::fs::write(&p, bytes).unwrap();
+                p
+            })
+            .collect();
+        let gz = dir.path().join("d.jsonl.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&json).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        paths.push(gz);
+        for p in &paths {
+            assert!(splits_at_line_ends(p, &cfg()));
+            let whole = read_all(p, &cfg()).unwrap();
+            for piece_bytes in [1, 7, 64, 1 << 20] {
+                let pieces = read_in_pieces(p, &cfg(), piece_bytes).unwrap();
+                assert_eq!(
+                    pieces,
+                    whole,
+                    "{} in pieces of {piece_bytes} bytes",
+                    p.display()
+                );
+            }
+            let sha = |f: &mut dyn FnMut() -> Result<String>| f().unwrap();
+            assert_eq!(
+                sha(&mut || read_file(p, 0, &cfg(), Arc::default(), &mut |_| Ok(()))),
+                sha(&mut || read_raw(p, 0, Arc::default(), 5, &mut |_| Ok(()))),
+            );
+            let strict = ReaderConfig {
+                strict: true,
+                ..cfg()
+            };
+            if let Err(e) = read_all(p, &strict) {
+                let e2 = read_in_pieces(p, &strict, 7).unwrap_err();
+                assert_eq!(e.to_string(), e2.to_string());
+            }
+        }
+        let blank = ReaderConfig {
+            doc_sep: DocSep::Blank,
+            ..cfg()
+        };
+        assert!(!splits_at_line_ends(&paths[1], &blank));
+        assert!(read_in_pieces(&paths[1], &blank, 64).is_err());
     }
 
     #[test]

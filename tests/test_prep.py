@@ -44,6 +44,8 @@ def doc_lines(path: Path) -> dict[int, str]:
 
 
 SMALL = dict(max_seq_length=64, doc_stride=32, max_predictions_per_seq=20, masked_lm_prob=0.15)
+# Enough workers that the reader only cuts lines and the workers parse them.
+MANY = _core.PREP_READER_PARSES_UP_TO + 1
 
 
 def groups_of(marks: np.ndarray) -> list[tuple[int, int]]:
@@ -148,13 +150,16 @@ def test_deterministic_across_workers_and_distinct_streams(tmp_path, corpus, voc
     # one document per chunk, three workers: chunks finish out of order, the writer puts
     # them back in order
     c = run_prep([corpus], tmp_path / "w3", vocab_file, workers=3, shard_size=300, chunk_bytes=1)
+    # the workers parse pieces of lines (one line each, then many)
+    d = run_prep([corpus], tmp_path / "wm", vocab_file, workers=MANY, shard_size=300, chunk_bytes=1)
+    e = run_prep([corpus], tmp_path / "wn", vocab_file, workers=MANY, shard_size=300)
     assert len(a["shards"]) > 1
-    for other in (b, c):
+    for other in (b, c, d, e):
         assert [s["bin_sha256"] for s in a["shards"]] == [s["bin_sha256"] for s in other["shards"]]
         assert [s["idx_sha256"] for s in a["shards"]] == [s["idx_sha256"] for s in other["shards"]]
     # where the time went: setup, then the workers' per-document work, which one worker
     # does within the rest of the run and two within twice that
-    for m, workers in ((a, 1), (b, 2), (c, 3)):
+    for m, workers in ((a, 1), (b, 2), (c, 3), (d, MANY), (e, MANY)):
         r = m["report"]
         assert 0 < r["setup_s"] < r["elapsed_s"]
         assert 0 < r["work_s"] <= workers * (r["elapsed_s"] - r["setup_s"])
@@ -201,7 +206,8 @@ def test_output_of_a_first_version_is_not_mixed_in(tmp_path, corpus, vocab_file,
         run_prep([corpus], out, vocab_file)
 
 
-def test_resume_after_kill(tmp_path, corpus, vocab_file):
+@pytest.mark.parametrize("workers", [1, MANY])
+def test_resume_after_kill(tmp_path, corpus, vocab_file, workers):
     big = tmp_path / "big.txt"
     text = corpus.read_text(encoding="utf-8").strip("\n")
     big.write_text("\n".join([text] * 150) + "\n", encoding="utf-8")
@@ -210,7 +216,7 @@ def test_resume_after_kill(tmp_path, corpus, vocab_file):
         str(vocab_file),
         "--quiet",
         "--workers",
-        "1",
+        str(workers),
         "--shard-size",
         "300",
         str(big),
@@ -334,12 +340,13 @@ def test_malformed_json_and_invalid_utf8(tmp_path, vocab_file, zh_docs):
     lines.append(b'{"unrelated": 1}')
     path = tmp_path / "in.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    m = run_prep([path], tmp_path / "ex", vocab_file)
-    r = m["report"]
-    assert r["documents_read"] == 6 and r["documents_used"] == 3
-    assert r["skipped"] == {"malformed_json": 1, "empty": 1, "no_text_field": 1}
-    assert r["invalid_utf8_lines"] == 1
-    assert r["skipped_examples"][0].startswith(f"{path}:2")
+    for workers in (1, MANY):  # the reader parses; the workers do
+        m = run_prep([path], tmp_path / f"ex{workers}", vocab_file, workers=workers, chunk_bytes=8)
+        r = m["report"]
+        assert r["documents_read"] == 6 and r["documents_used"] == 3
+        assert r["skipped"] == {"malformed_json": 1, "empty": 1, "no_text_field": 1}
+        assert r["invalid_utf8_lines"] == 1
+        assert r["skipped_examples"][0].startswith(f"{path}:2")
     proc = cli("--vocab", vocab_file, "--out", tmp_path / "s", "--strict", "--quiet", path)
     assert_clean_error(proc, f"{path}:2", "malformed JSON")
     del lines[1]
@@ -348,8 +355,9 @@ def test_malformed_json_and_invalid_utf8(tmp_path, vocab_file, zh_docs):
     assert_clean_error(proc, f"{path}:4", "invalid UTF-8")
 
 
+@pytest.mark.parametrize("workers", [3, MANY])
 def test_a_failure_midway_stops_in_input_order_and_keeps_what_was_written(
-    tmp_path, vocab_file, zh_docs
+    tmp_path, vocab_file, zh_docs, workers
 ):
     # Many chunks (one document each) over three workers: the chunks after the bad line
     # may be done first, but the writer stops at the bad line, with every shard closed
@@ -362,7 +370,7 @@ def test_a_failure_midway_stops_in_input_order_and_keeps_what_was_written(
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "ex"
-    opts = dict(workers=3, chunk_bytes=1, shard_size=40, strict=True, **SMALL)
+    opts = dict(workers=workers, chunk_bytes=1, shard_size=40, strict=True, **SMALL)
     with pytest.raises(wwm_distill.WwmDistillError, match=f"{path}:{bad}"):
         run_prep([path], out, vocab_file, **opts)
     progress = json.loads((out / "progress.json").read_text(encoding="utf-8"))

@@ -19,6 +19,7 @@ __all__ = [
     "CacheWriter",
     "Examples",
     "ExamplesShard",
+    "PREP_READER_PARSES_UP_TO",
     "PrepConfig",
     "PrepProgress",
     "TeacherCache",
@@ -101,6 +102,10 @@ class PrepProgress:
     def chars(self) -> int: ...
     def cancel(self) -> None:
         """Ask the running job to stop; `prep` then raises KeyboardInterrupt."""
+
+PREP_READER_PARSES_UP_TO: int
+"""Up to this many workers `prep`'s reader parses the inputs; with more, the workers parse
+pieces of lines the reader cut (inputs with a record per line)."""
 
 def prep(config: PrepConfig, progress: PrepProgress) -> dict[str, Any]:
     """Run distill-prep (GIL released); returns the manifest, also written to

@@ -17,6 +17,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyProgress>()?;
     m.add_function(wrap_pyfunction!(prep, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add("PREP_READER_PARSES_UP_TO", crate::prep::READER_PARSES_UP_TO)?;
     Ok(())
 }
 

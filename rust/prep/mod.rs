@@ -4,7 +4,9 @@
 //! Threads: a reader (decompress, split documents, parse JSON) numbers chunks of
 //! documents in input order; whichever worker is free takes the next one ([`pipeline`]:
 //! segment, tokenize, window, mask) and hands its results to a writer ([`writer`]: shards,
-//! progress records, manifest), which puts them back in input order. No worker waits for
+//! progress records, manifest), which puts them back in input order. With more than
+//! [`READER_PARSES_UP_TO`] workers the reader only cuts the inputs into pieces of whole
+//! lines and the workers parse them, so that one reader keeps many workers busy. No worker waits for
 //! another: there is no barrier per chunk. A chunk holds a ticket from the moment a worker
 //! takes it until it is written, so at most a fixed number are in flight and memory stays
 //! flat. Options: [`config`]; restarting after a crash: [`resume`].
@@ -40,6 +42,10 @@ const CHUNK_ITEMS: usize = 1024;
 /// Chunks in flight (taken by a worker, not yet written) per worker: room for the
 /// workers to run ahead of a slow chunk or of the writer closing a shard.
 const IN_FLIGHT_PER_WORKER: usize = 4;
+/// Up to this many workers the reader parses the inputs itself (on a core the workers
+/// leave free); with more, the workers parse pieces of lines. `benches/bench_prep.py`:
+/// a reader that parses keeps ~10 workers busy on gzip'd JSON lines, ~20 on plain text.
+pub const READER_PARSES_UP_TO: usize = 4;
 /// Document outputs kept for reuse: at most this many…
 const RECYCLED_OUTPUTS: usize = 256;
 /// … each holding at most this many tokens' worth of buffers (larger ones are freed).
@@ -109,7 +115,27 @@ pub fn vocab_info(tok: &WordPieceTokenizer, token_bytes: usize) -> VocabInfo {
 
 enum Msg {
     Items(Vec<Item>),
+    /// Lines for the worker to parse.
+    Lines(corpus::RawLines),
     FileDone(u32, String),
+}
+
+/// What a worker needs to parse [`Msg::Lines`]: the reader's settings, and where a
+/// resumed run starts.
+struct Parsing<'a> {
+    cfg: &'a ReaderConfig,
+    resume: Option<Position>,
+}
+
+/// Whether `item` (of input file `file`) was written by an earlier run.
+fn written_before(resume: Option<Position>, file: u32, item: &Item) -> bool {
+    let Some(p) = resume else {
+        return false;
+    };
+    match item {
+        Item::Doc(d) => p.is_past(d.file, d.line, d.piece),
+        Item::Skipped { line, .. } => p.is_past(file, *line, 0),
+    }
 }
 
 struct Processed {
@@ -160,6 +186,11 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
         cfg.workers
     };
     let reader_cfg = cfg.settings.reader_config();
+    let parsing = Parsing {
+        cfg: &reader_cfg,
+        resume: position,
+    };
+    let parse_in_workers = workers > READER_PARSES_UP_TO;
 
     report.setup_s += t0.elapsed().as_secs_f64();
     let (to_workers, from_reader) = crossbeam_channel::bounded::<(u64, Result<Msg>)>(2 * workers);
@@ -195,7 +226,7 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
     };
 
     let writer = std::thread::scope(|scope| -> Result<Writer> {
-        let reader_inputs = &inputs;
+        let (reader_inputs, reader_cfg) = (&inputs, &reader_cfg);
         let cancel = &progress.cancel;
         let counter = progress.input_bytes_read.clone();
         scope.spawn(move || {
@@ -205,11 +236,12 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
             };
             let r = read_all(
                 reader_inputs,
-                &reader_cfg,
+                reader_cfg,
                 position,
                 counter,
                 cancel,
                 cfg.chunk_bytes,
+                parse_in_workers,
                 &mut out,
             );
             if let Err(e) = r {
@@ -219,10 +251,11 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
         for _ in 0..workers {
             let (from_reader, tickets, to_writer) =
                 (from_reader.clone(), tickets.clone(), to_writer.clone());
-            let (pipeline, recycled, stop) = (&pipeline, &recycled, &stop);
+            let (pipeline, recycled, stop, parsing) = (&pipeline, &recycled, &stop, &parsing);
             scope.spawn(move || {
                 work(
                     pipeline,
+                    parsing,
                     &from_reader,
                     &tickets,
                     &to_writer,
@@ -263,8 +296,10 @@ impl Numbered {
 
 /// A worker: takes a ticket, then the next chunk; processes it; hands the result to the
 /// writer. Stops when the reader is done, the writer is gone, or a thread failed.
+#[allow(clippy::too_many_arguments)]
 fn work(
     pipeline: &Pipeline,
+    parsing: &Parsing,
     from_reader: &Receiver<(u64, Result<Msg>)>,
     tickets: &Receiver<()>,
     to_writer: &Sender<(u64, ChunkResult)>,
@@ -285,9 +320,15 @@ fn work(
             Ok(Msg::FileDone(i, sha)) => Ok((Vec::new(), vec![(i, sha)])),
             // A panic becomes this chunk's error: the writer stops there, and the other
             // threads with it (a lost chunk would leave the writer waiting for it).
-            Ok(Msg::Items(items)) => {
-                let chunk =
-                    std::panic::AssertUnwindSafe(|| process_chunk(pipeline, items, recycled));
+            Ok(msg @ (Msg::Items(_) | Msg::Lines(_))) => {
+                let chunk = std::panic::AssertUnwindSafe(|| {
+                    let items = match msg {
+                        Msg::Lines(raw) => parse_lines(&raw, parsing)?,
+                        Msg::Items(items) => items,
+                        Msg::FileDone(..) => unreachable!(),
+                    };
+                    process_chunk(pipeline, items, recycled)
+                });
                 match std::panic::catch_unwind(chunk) {
                     Ok(r) => r.map(|p| (p, Vec::new())),
                     Err(_) => Err(Error::Internal(format!("a worker panicked on chunk {seq}"))),
@@ -302,6 +343,18 @@ fn work(
             return;
         }
     }
+}
+
+/// The items of lines cut by the reader, without those an earlier run wrote.
+fn parse_lines(raw: &corpus::RawLines, parsing: &Parsing) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    corpus::parse_raw(raw, parsing.cfg, &mut |item| {
+        if !written_before(parsing.resume, raw.file, &item) {
+            items.push(item);
+        }
+        Ok(())
+    })?;
+    Ok(items)
 }
 
 fn process_chunk(
@@ -356,6 +409,9 @@ fn write_in_order(
     }
 }
 
+/// The reader: every input in order, as chunks of parsed items, or (`raw_lines`, for
+/// inputs with a record per line) as pieces of lines the workers parse.
+#[allow(clippy::too_many_arguments)]
 fn read_all(
     inputs: &[InputFile],
     cfg: &ReaderConfig,
@@ -363,25 +419,30 @@ fn read_all(
     counter: Arc<AtomicU64>,
     cancel: &AtomicBool,
     chunk_bytes: usize,
+    raw_lines: bool,
     out: &mut Numbered,
 ) -> Result<()> {
     let mut batch: Vec<Item> = Vec::new();
     let mut batch_bytes = 0usize;
     for f in inputs {
         let path = Path::new(&f.path);
+        if raw_lines && corpus::splits_at_line_ends(path, cfg) {
+            let sha = corpus::read_raw(path, f.index, counter.clone(), chunk_bytes, &mut |raw| {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Cancelled);
+                }
+                out.send(Ok(Msg::Lines(raw)))
+            })?;
+            out.send(Ok(Msg::FileDone(f.index, sha)))?;
+            continue;
+        }
         let sha = corpus::read_file(path, f.index, cfg, counter.clone(), &mut |item| {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
             // Items before the resume position were written by an earlier run.
-            if let Some(p) = resume {
-                let key = match &item {
-                    Item::Doc(d) => (d.file, d.line, d.piece),
-                    Item::Skipped { line, .. } => (f.index, *line, 0),
-                };
-                if p.is_past(key.0, key.1, key.2) {
-                    return Ok(());
-                }
+            if written_before(resume, f.index, &item) {
+                return Ok(());
             }
             if let Item::Doc(d) = &item {
                 batch_bytes += d.text.len();
