@@ -394,6 +394,9 @@ def test_compressed_inputs_and_google_format(tmp_path, vocab_file, zh_docs):
     (tmp_path / "b.txt.zst").write_bytes(zstandard.ZstdCompressor().compress(plain.encode()))
     m = run_prep([tmp_path / "a.txt.gz", tmp_path / "b.txt.zst"], tmp_path / "ex", vocab_file)
     assert m["report"]["documents_used"] == 12
+    # the inputs' sha256 are of the files as they are on disk (compressed)
+    for f in m["inputs"]:
+        assert f["sha256"] == hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest()
     # Google style: sentences per line, blank lines between documents
     g = tmp_path / "g.txt"
     g.write_text("\n\n".join(d.replace("。", "。\n").strip() for d in docs) + "\n", "utf-8")

@@ -44,7 +44,7 @@ const CHUNK_ITEMS: usize = 1024;
 const IN_FLIGHT_PER_WORKER: usize = 4;
 /// Up to this many workers the reader parses the inputs itself (on a core the workers
 /// leave free); with more, the workers parse pieces of lines. `benches/bench_prep.py`:
-/// a reader that parses keeps ~10 workers busy on gzip'd JSON lines, ~20 on plain text.
+/// a reader that parses keeps ~7 workers busy on gzip'd JSON lines, ~20 on plain text.
 pub const READER_PARSES_UP_TO: usize = 4;
 /// Document outputs kept for reuse: at most this many…
 const RECYCLED_OUTPUTS: usize = 256;
