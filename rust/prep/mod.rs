@@ -6,8 +6,8 @@
 //! segment, tokenize, window, mask) and hands its results to a writer ([`writer`]: shards,
 //! progress records, manifest), which puts them back in input order. With more than
 //! [`READER_PARSES_UP_TO`] workers the reader only cuts the inputs into pieces of whole
-//! lines and the workers parse them, so that one reader keeps many workers busy. No worker waits for
-//! another: there is no barrier per chunk. A chunk holds a ticket from the moment a worker
+//! lines and the workers parse them, so that one reader keeps many workers busy. No
+//! worker waits for another: there is no barrier per chunk. A chunk holds a ticket from the moment a worker
 //! takes it until it is written, so at most a fixed number are in flight and memory stays
 //! flat. Options: [`config`]; restarting after a crash: [`resume`].
 
