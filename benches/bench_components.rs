@@ -116,45 +116,48 @@ fn measure(
     Ok(out.into())
 }
 
+/// The fastest of `repeat` runs of `f`, in seconds.
+fn fastest_s(repeat: usize, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
 /// Seconds the reader of `distill-prep` takes alone over `path` (decompress, hash, split,
 /// parse; default settings), fastest of `repeat`, and the bytes of document text it yields.
 fn measure_read(path: &Path, repeat: usize) -> Result<serde_json::Value> {
     let cfg = Settings::default().reader_config();
-    let mut best = f64::INFINITY;
     let mut text_bytes = 0usize;
-    for _ in 0..repeat.max(1) {
+    let read_s = fastest_s(repeat, &mut || {
         text_bytes = 0;
-        let t = Instant::now();
         corpus::read_file(path, 0, &cfg, Default::default(), &mut |item| {
             if let Item::Doc(d) = item {
                 text_bytes += d.text.len();
             }
             Ok(())
-        })?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
+        })
+        .map(drop)
+    })?;
     // With more workers than `READER_PARSES_UP_TO` the reader only cuts pieces of lines.
-    let mut best_raw = f64::INFINITY;
-    if corpus::splits_at_line_ends(path, &cfg) {
-        for _ in 0..repeat.max(1) {
-            let t = Instant::now();
-            corpus::read_raw(
-                path,
-                0,
-                Default::default(),
-                defaults::CHUNK_BYTES,
-                &mut |raw| {
-                    std::hint::black_box(raw.bytes.len());
-                    Ok(())
-                },
-            )?;
-            best_raw = best_raw.min(t.elapsed().as_secs_f64());
-        }
-    }
+    let cut_s = if corpus::splits_at_line_ends(path, &cfg) {
+        Some(fastest_s(repeat, &mut || {
+            let mut cut = |raw: corpus::RawLines| {
+                std::hint::black_box(raw.bytes.len());
+                Ok(())
+            };
+            corpus::read_raw(path, 0, Default::default(), defaults::CHUNK_BYTES, &mut cut).map(drop)
+        })?)
+    } else {
+        None
+    };
     Ok(serde_json::json!({
         "path": path.display().to_string(),
-        "read_s": best,
-        "cut_s": best_raw.is_finite().then_some(best_raw),
+        "read_s": read_s,
+        "cut_s": cut_s,
         "text_bytes": text_bytes,
     }))
 }

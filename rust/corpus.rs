@@ -285,9 +285,13 @@ pub struct RawLines {
 /// Whether [`read_raw`] can cut `path` into [`RawLines`]: every record is one line (JSON
 /// lines, or text with a document per line; not documents that span lines).
 pub fn splits_at_line_ends(path: &Path, cfg: &ReaderConfig) -> bool {
+    classify(path).is_some_and(|(format, _)| one_record_per_line(format, cfg.doc_sep))
+}
+
+fn one_record_per_line(format: Format, doc_sep: DocSep) -> bool {
     matches!(
-        (classify(path), cfg.doc_sep),
-        (Some((Format::JsonLines, _)), _) | (Some((Format::Text, _)), DocSep::Line)
+        (format, doc_sep),
+        (Format::JsonLines, _) | (_, DocSep::Line)
     )
 }
 
@@ -345,10 +349,7 @@ pub fn parse_raw(
     cfg: &ReaderConfig,
     emit: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<()> {
-    if !matches!(
-        (raw.format, cfg.doc_sep),
-        (Format::JsonLines, _) | (_, DocSep::Line)
-    ) {
+    if !one_record_per_line(raw.format, cfg.doc_sep) {
         return Err(Error::Internal(format!(
             "{}: documents span lines, they cannot be read in pieces",
             raw.path.display()

@@ -120,8 +120,8 @@ enum Msg {
     FileDone(u32, String),
 }
 
-/// What a worker needs to parse [`Msg::Lines`]: the reader's settings, and where a
-/// resumed run starts.
+/// What the reader, and a worker parsing [`Msg::Lines`], need: the reader's settings, and
+/// where a resumed run starts.
 struct Parsing<'a> {
     cfg: &'a ReaderConfig,
     resume: Option<Position>,
@@ -226,7 +226,7 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
     };
 
     let writer = std::thread::scope(|scope| -> Result<Writer> {
-        let (reader_inputs, reader_cfg) = (&inputs, &reader_cfg);
+        let (reader_inputs, parsing) = (&inputs, &parsing); // references, for `move`
         let cancel = &progress.cancel;
         let counter = progress.input_bytes_read.clone();
         scope.spawn(move || {
@@ -236,8 +236,7 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
             };
             let r = read_all(
                 reader_inputs,
-                reader_cfg,
-                position,
+                parsing,
                 counter,
                 cancel,
                 cfg.chunk_bytes,
@@ -251,7 +250,7 @@ pub fn run(cfg: &PrepConfig, progress: &Progress) -> Result<Manifest> {
         for _ in 0..workers {
             let (from_reader, tickets, to_writer) =
                 (from_reader.clone(), tickets.clone(), to_writer.clone());
-            let (pipeline, recycled, stop, parsing) = (&pipeline, &recycled, &stop, &parsing);
+            let (pipeline, recycled, stop) = (&pipeline, &recycled, &stop);
             scope.spawn(move || {
                 work(
                     pipeline,
@@ -318,22 +317,10 @@ fn work(
             _ if cancel.load(Ordering::Relaxed) => Err(Error::Cancelled),
             Err(e) => Err(e),
             Ok(Msg::FileDone(i, sha)) => Ok((Vec::new(), vec![(i, sha)])),
-            // A panic becomes this chunk's error: the writer stops there, and the other
-            // threads with it (a lost chunk would leave the writer waiting for it).
-            Ok(msg @ (Msg::Items(_) | Msg::Lines(_))) => {
-                let chunk = std::panic::AssertUnwindSafe(|| {
-                    let items = match msg {
-                        Msg::Lines(raw) => parse_lines(&raw, parsing)?,
-                        Msg::Items(items) => items,
-                        Msg::FileDone(..) => unreachable!(),
-                    };
-                    process_chunk(pipeline, items, recycled)
-                });
-                match std::panic::catch_unwind(chunk) {
-                    Ok(r) => r.map(|p| (p, Vec::new())),
-                    Err(_) => Err(Error::Internal(format!("a worker panicked on chunk {seq}"))),
-                }
-            }
+            Ok(Msg::Items(items)) => guarded(seq, || process_chunk(pipeline, items, recycled)),
+            Ok(Msg::Lines(raw)) => guarded(seq, || {
+                process_chunk(pipeline, parse_lines(&raw, parsing)?, recycled)
+            }),
         };
         let failed = result.is_err();
         if failed {
@@ -342,6 +329,15 @@ fn work(
         if to_writer.send((seq, result)).is_err() || failed {
             return;
         }
+    }
+}
+
+/// A chunk's work, a panic in it becoming the chunk's error: the writer stops there, and
+/// the other threads with it (a lost chunk would leave the writer waiting for it).
+fn guarded(seq: u64, chunk: impl FnOnce() -> Result<Vec<Processed>>) -> ChunkResult {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(chunk)) {
+        Ok(r) => r.map(|p| (p, Vec::new())),
+        Err(_) => Err(Error::Internal(format!("a worker panicked on chunk {seq}"))),
     }
 }
 
@@ -411,17 +407,16 @@ fn write_in_order(
 
 /// The reader: every input in order, as chunks of parsed items, or (`raw_lines`, for
 /// inputs with a record per line) as pieces of lines the workers parse.
-#[allow(clippy::too_many_arguments)]
 fn read_all(
     inputs: &[InputFile],
-    cfg: &ReaderConfig,
-    resume: Option<Position>,
+    parsing: &Parsing,
     counter: Arc<AtomicU64>,
     cancel: &AtomicBool,
     chunk_bytes: usize,
     raw_lines: bool,
     out: &mut Numbered,
 ) -> Result<()> {
+    let cfg = parsing.cfg;
     let mut batch: Vec<Item> = Vec::new();
     let mut batch_bytes = 0usize;
     for f in inputs {
@@ -441,7 +436,7 @@ fn read_all(
                 return Err(Error::Cancelled);
             }
             // Items before the resume position were written by an earlier run.
-            if written_before(resume, f.index, &item) {
+            if written_before(parsing.resume, f.index, &item) {
                 return Ok(());
             }
             if let Item::Doc(d) = &item {
